@@ -1,0 +1,304 @@
+"""The fixed benchmark test set: seeded synthetic bursts written to disk with a manifest.
+
+Layout of a test-set folder::
+
+    manifest.json            generation parameters and one entry per burst (with sha256)
+    bursts/<image>_<level>.npz
+
+Each ``.npz`` (a plain zip of ``.npy`` arrays, read with ``numpy.load(allow_pickle=False)``)
+holds ``noisy_u16`` ``(N, C, H, W)`` uint16, ``clean`` ``(C, H, W)`` float32 (linear light),
+``offsets`` ``(N, 2)`` int64 (full-resolution pixels, see :mod:`burstkpn.data.synth`),
+``sigma_r`` and ``sigma_s``. Noisy values are linear light, which noise pushes outside [0, 1],
+so they are stored as 16-bit codes ``x = code * NOISY_SCALE + NOISY_OFFSET`` covering [-1, 3]
+in steps of 6.1e-5: the quantisation noise (variance 3e-10) is five orders of magnitude below
+the smallest noise variance of any named level, and values beyond the range (more than 12
+standard deviations of Gain 4 read noise) are counted in the manifest as ``clipped``.
+
+Reproducibility: every burst has its own generators, seeded from the set's seed and the image
+name (geometry: crop position and offsets, shared by all noise levels so that the Gain 1-4
+columns compare the same scenes) and from the level name (noise). Files are written with fixed
+zip timestamps, so the same inputs, seed and torch version give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from burstkpn.data.datasets import derive_seed, match_channels
+from burstkpn.data.images import image_name, list_images, load_linear
+from burstkpn.data.noise import NoiseLevel, add_noise, estimate_noise_map, parse_noise
+from burstkpn.data.synth import MotionConfig, crop_burst, sample_geometry
+from burstkpn.errors import InputError, MissingInputError
+
+FORMAT = "burstkpn-testset"
+FORMAT_VERSION = 1
+NOISY_OFFSET = -1.0
+NOISY_SCALE = 4.0 / 65535
+DEFAULT_LEVELS = ("gain1", "gain2", "gain3", "gain4")
+
+
+# --------------------------------------------------------------------------- file helpers
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` archive with fixed timestamps and member order (byte-reproducible, unlike
+    ``numpy.savez`` which stamps the current time)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            arr = np.asarray(arrays[name])  # (ascontiguousarray would turn scalars into 1-d)
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.array(arr, order="C"), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, member.getvalue(), compresslevel=1)
+    return buf.getvalue()
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read burst file '{path}': {exc}") from None
+
+
+def encode_noisy(x: torch.Tensor) -> tuple[np.ndarray, int]:
+    """Linear values -> uint16 codes, and the number of values clipped to the code range."""
+    codes = torch.round((x.double() - NOISY_OFFSET) / NOISY_SCALE)
+    clipped = int(((codes < 0) | (codes > 65535)).sum())
+    return codes.clamp(0, 65535).to(torch.int32).numpy().astype(np.uint16), clipped
+
+
+def decode_noisy(codes: np.ndarray) -> torch.Tensor:
+    return (torch.from_numpy(codes.astype(np.float64)) * NOISY_SCALE + NOISY_OFFSET).float()
+
+
+def burst_npz(
+    noisy: torch.Tensor, clean: torch.Tensor, offsets: torch.Tensor, level: NoiseLevel
+) -> tuple[bytes, int]:
+    """The ``.npz`` bytes of one burst (``noisy`` ``(N, C, H, W)``, ``clean`` ``(C, H, W)``)
+    and the number of noisy values clipped by the 16-bit encoding."""
+    codes, clipped = encode_noisy(noisy)
+    arrays = {
+        "noisy_u16": codes,
+        "clean": clean.numpy().astype(np.float32),
+        "offsets": offsets.numpy().astype(np.int64),
+        "sigma_r": np.float64(level.sigma_r),
+        "sigma_s": np.float64(level.sigma_s),
+    }
+    return npz_bytes(arrays), clipped
+
+
+def _name_key(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def prepare_output_dir(out: str | os.PathLike, force: bool) -> Path:
+    """Create ``out``; refuse a non-empty folder unless ``force``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output '{out}' exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise InputError(f"output folder '{out}' is not empty (use --force to write into it)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+def make_testset(
+    source: str | Sequence[str] | None,
+    out_dir: str | os.PathLike,
+    *,
+    levels: Sequence[str | NoiseLevel] = DEFAULT_LEVELS,
+    num_frames: int = 8,
+    patch_size: int = 128,
+    seed: int = 0,
+    mode: str = "auto",
+    channels: int | None = 3,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Write a benchmark test set (see the module docstring) and return its manifest."""
+    if num_frames < 2:
+        raise InputError(f"a test burst needs at least 2 frames, got {num_frames}")
+    noise_levels = [parse_noise(lv) for lv in levels]
+    if not noise_levels:
+        raise InputError("no noise levels given")
+    refs = list_images(source)
+    out = prepare_output_dir(out_dir, force)
+    motion = MotionConfig()
+    names: dict[str, int] = {}
+    entries = []
+    for ref in tqdm(refs, desc="make-testset", unit="image", disable=not progress):
+        name = image_name(ref)
+        if name in names:  # two files with one stem in different folders
+            names[name] += 1
+            name = f"{name}_{names[name]}"
+        names.setdefault(name, 0)
+        image = match_channels(load_linear(ref), channels)
+        try:
+            g = torch.Generator().manual_seed(derive_seed(seed, _name_key(name)))
+            geometry = sample_geometry(
+                image.shape[-2],
+                image.shape[-1],
+                g,
+                num_frames=num_frames,
+                patch_size=patch_size,
+                mode=mode,
+                motion=motion,
+            )
+        except InputError as exc:
+            raise InputError(f"{ref}: {exc}") from None
+        clean_burst = crop_burst(image, geometry)
+        for level in noise_levels:
+            gl = torch.Generator().manual_seed(
+                derive_seed(seed, _name_key(name), _name_key(level.name))
+            )
+            noisy = add_noise(clean_burst, level.sigma_r, level.sigma_s, gl)
+            data, clipped = burst_npz(noisy, clean_burst[0], geometry.offsets, level)
+            rel = f"bursts/{name}_{level.name}.npz"
+            atomic_write_bytes(out / rel, data)
+            entries.append(
+                {
+                    "file": rel,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "image": name,
+                    "source": str(ref),
+                    "level": level.name,
+                    "sigma_r": level.sigma_r,
+                    "sigma_s": level.sigma_s,
+                    "clipped": clipped,
+                    **geometry.to_dict(),
+                }
+            )
+    from burstkpn import __version__
+
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "generator": {
+            "burstkpn": __version__,
+            "torch": torch.__version__.split("+")[0],
+            "seed": seed,
+            "num_frames": num_frames,
+            "patch_size": patch_size,
+            "mode": mode,
+            "channels": channels,
+            "levels": [
+                {"name": lv.name, "sigma_r": lv.sigma_r, "sigma_s": lv.sigma_s}
+                for lv in noise_levels
+            ],
+            "motion": {
+                "max_small": motion.max_small,
+                "max_large": motion.max_large,
+                "poisson_lambda": motion.poisson_lambda,
+                "downsample": motion.downsample,
+            },
+            "noisy_encoding": {"offset": NOISY_OFFSET, "scale": NOISY_SCALE, "dtype": "uint16"},
+        },
+        "bursts": entries,
+    }
+    atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+    return manifest
+
+
+# --------------------------------------------------------------------------- reading
+@dataclass
+class TestBurst:
+    """One benchmark burst, batched as the package expects: ``noisy`` ``(1, N, C, H, W)``,
+    ``noise_map`` / ``clean`` ``(1, C, H, W)``, linear light."""
+
+    __test__ = False  # not a pytest class
+
+    image: str
+    level: str
+    noisy: torch.Tensor
+    noise_map: torch.Tensor
+    clean: torch.Tensor
+    sigma_r: float
+    sigma_s: float
+    offsets: torch.Tensor
+
+
+class TestSet:
+    """A test set written by :func:`make_testset`; iterate for :class:`TestBurst` items."""
+
+    __test__ = False
+
+    def __init__(self, root: str | os.PathLike, *, verify: bool = True) -> None:
+        self.root = Path(root)
+        path = self.root / "manifest.json"
+        if not path.is_file():
+            raise MissingInputError(f"'{root}' is not a test set (no manifest.json)")
+        try:
+            self.manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"corrupt manifest '{path}': {exc}") from None
+        if self.manifest.get("format") != FORMAT:
+            raise InputError(f"'{path}' is not a burstkpn test-set manifest")
+        self.verify = verify
+
+    @property
+    def levels(self) -> list[str]:
+        return [lv["name"] for lv in self.manifest["generator"]["levels"]]
+
+    def __len__(self) -> int:
+        return len(self.manifest["bursts"])
+
+    def load(self, entry: dict) -> TestBurst:
+        path = self.root / entry["file"]
+        if not path.is_file():
+            raise MissingInputError(f"test-set file missing: '{path}'")
+        if self.verify and sha256_file(path) != entry["sha256"]:
+            raise InputError(f"test-set file '{path}' does not match its sha256 in the manifest")
+        z = read_npz(path)
+        noisy = decode_noisy(z["noisy_u16"])[None]
+        sigma_r, sigma_s = float(z["sigma_r"]), float(z["sigma_s"])
+        return TestBurst(
+            image=entry["image"],
+            level=entry["level"],
+            noisy=noisy,
+            noise_map=estimate_noise_map(noisy[:, 0], sigma_r, sigma_s),
+            clean=torch.from_numpy(z["clean"])[None],
+            sigma_r=sigma_r,
+            sigma_s=sigma_s,
+            offsets=torch.from_numpy(z["offsets"]),
+        )
+
+    def __iter__(self) -> Iterator[TestBurst]:
+        for entry in self.manifest["bursts"]:
+            yield self.load(entry)

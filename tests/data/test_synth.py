@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from burstkpn.data.synth import (
+    BurstGeometry,
+    MotionConfig,
+    crop_burst,
+    required_size,
+    resolve_mode,
+    sample_offsets,
+    synthesize_burst,
+)
+from burstkpn.errors import InputError
+from tests.conftest import gen
+
+
+def _expected_large_fraction(num_frames: int, lam: float = 1.5) -> float:
+    # E[min(n / N, 1)] for n ~ Poisson(lam)
+    total, pmf = 0.0, math.exp(-lam)
+    for n in range(200):
+        total += pmf * min(n / num_frames, 1.0)
+        pmf *= lam / (n + 1)
+    return total
+
+
+def test_offsets_follow_the_poisson_rule():
+    n_bursts, num_frames = 20_000, 8
+    g = gen(0)
+    flags, offs = [], []
+    for _ in range(n_bursts):
+        o, large = sample_offsets(num_frames, g)
+        assert o[0].tolist() == [0, 0] and not large[0]
+        flags.append(large[1:])
+        offs.append(o[1:])
+    flags = torch.stack(flags).double()
+    offs = torch.stack(offs)
+    p = _expected_large_fraction(num_frames)
+    # frames of one burst share n, so use per-burst means for the standard error
+    per_burst = flags.mean(1)
+    se = per_burst.std().item() / math.sqrt(n_bursts)
+    assert abs(per_burst.mean().item() - p) < 4 * se, (per_burst.mean().item(), p)
+    small = offs[flags == 0]
+    large = offs[flags == 1]
+    assert small.abs().max() <= 8 and large.abs().max() <= 64
+    assert large.abs().max() > 60  # the large range is really used
+    # small offsets are uniform over the 17 integers of [-8, 8]
+    counts = torch.bincount((small + 8).flatten(), minlength=17).double()
+    expected = counts.sum() / 17
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 45  # 16 degrees of freedom: p ~ 1e-4
+
+
+def _image(h: int, w: int, c: int = 3, seed: int = 0) -> torch.Tensor:
+    return torch.rand(c, h, w, generator=gen(seed), dtype=torch.float64)
+
+
+def test_full_mode_is_the_paper_recipe_by_hand():
+    img = _image(400, 420)
+    geom = BurstGeometry(
+        "full",
+        70,
+        80,
+        64,
+        4,
+        torch.tensor([[0, 0], [5, -3], [-64, 64]]),
+        torch.zeros(3, dtype=bool),
+    )
+    burst = crop_burst(img, geom)
+    a = img.numpy()
+    for i, (dy, dx) in enumerate(geom.offsets.tolist()):
+        win = a[:, 70 + dy : 70 + dy + 256, 80 + dx : 80 + dx + 256]
+        ref = win.reshape(3, 64, 4, 64, 4).mean(axis=(2, 4))  # 4x box downsample
+        np.testing.assert_allclose(burst[i].numpy(), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_subpixel_mode_equals_full_mode_on_blocky_image(seed):
+    small = _image(60, 70, seed=seed)
+    big = small.repeat_interleave(4, -2).repeat_interleave(4, -1)  # constant 4x4 blocks
+    offsets, large = sample_offsets(8, gen(seed))
+    patch = 20
+    full = crop_burst(big, BurstGeometry("full", 4 * 20, 4 * 22, patch, 4, offsets, large))
+    sub = crop_burst(small, BurstGeometry("subpixel", 20, 22, patch, 4, offsets, large))
+    assert torch.allclose(full, sub, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,mode", [((700, 720), "full"), ((321, 481), "subpixel")])
+def test_reference_is_aligned_with_clean_target(shape, mode):
+    img = _image(*shape)
+    burst = synthesize_burst(img, gen(3), patch_size=128, noise=(0.0, 0.0))
+    geom = burst.geometry[0]
+    assert geom.mode == mode
+    assert torch.equal(burst.noisy[:, 0], burst.clean)  # no noise: frame 0 is the target
+    if mode == "full":
+        win = img[:, geom.top : geom.top + 512, geom.left : geom.left + 512]
+        expect = F.avg_pool2d(win[None], 4)
+    else:
+        expect = img[None, :, geom.top : geom.top + 128, geom.left : geom.left + 128]
+    assert torch.allclose(burst.clean, expect, atol=1e-12)
+
+
+def test_shapes_and_noise_statistics():
+    img = torch.full((3, 300, 300), 0.2)
+    burst = synthesize_burst(img, gen(4), num_frames=8, patch_size=128, noise="gain2")
+    assert burst.noisy.shape == (1, 8, 3, 128, 128)
+    assert burst.clean.shape == burst.noise_map.shape == (1, 3, 128, 128)
+    expected = 0.02**2 + 4.3e-3 * 0.2
+    assert abs((burst.noisy - 0.2).var().item() / expected - 1) < 0.02
+    # noise map is computed from the noisy reference (eq. 1)
+    ref = torch.sqrt(0.02**2 + 4.3e-3 * burst.noisy[:, 0].clamp_min(0))
+    assert torch.allclose(burst.noise_map, ref)
+
+
+def test_same_seed_same_burst_different_seed_different():
+    img = _image(320, 330)
+    a = synthesize_burst(img, gen(7), patch_size=64)
+    b = synthesize_burst(img, gen(7), patch_size=64)
+    c = synthesize_burst(img, gen(8), patch_size=64)
+    assert torch.equal(a.noisy, b.noisy) and torch.equal(a.sigma_r, b.sigma_r)
+    assert not torch.equal(a.noisy, c.noisy)
+    assert a.geometry[0].to_dict() == b.geometry[0].to_dict()
+
+
+def test_too_small_images_raise():
+    with pytest.raises(InputError, match="smaller than the patch"):
+        synthesize_burst(_image(100, 300), gen(0), patch_size=128)
+    with pytest.raises(InputError, match="too small for a full-resolution"):
+        resolve_mode(400, 400, 128, "full")
+    with pytest.raises(InputError, match="unknown synthesis mode"):
+        resolve_mode(400, 400, 128, "bogus")
+    assert resolve_mode(640, 640, 128) == "full"
+    assert resolve_mode(639, 640, 128) == "subpixel"
+    assert required_size("subpixel", 128, MotionConfig()) == 128 + 2 * 16 + 1
