@@ -21,10 +21,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import torch
 
     from burstkpn.data.datasets import match_channels
+    from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
     from burstkpn.data.images import list_images, load_linear, to_display, write_image
     from burstkpn.data.noise import parse_noise
     from burstkpn.data.synth import synthesize_burst
-    from burstkpn.data.testset import atomic_write_bytes, burst_npz, prepare_output_dir
+    from burstkpn.data.testset import burst_npz
     from burstkpn.viz import contact_sheet, label_tile
 
     refs = list_images(args.image)
@@ -103,6 +104,92 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- bench
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from burstkpn.bench.speed import format_table, model_spec, run_speed
+    from burstkpn.models import list_models
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for m in models:
+        if model_spec(m)[0] not in list_models():
+            raise InputError(f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21)")
+    if args.precision not in ("bf16", "fp32"):
+        raise InputError(f"precision must be bf16 or fp32, got '{args.precision}'")
+    rows = run_speed(
+        models, args.size, args.height, args.width, args.precision, args.repeat, args.tile
+    )
+    print(format_table(rows))
+    if args.json:
+        from burstkpn.data.files import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+TRAIN_FLAGS = {  # CLI flag -> TrainConfig field
+    "model": "model",
+    "size": "size",
+    "data": "data",
+    "val_data": "val_data",
+    "steps": "steps",
+    "epoch_steps": "epoch_steps",
+    "batch_size": "batch_size",
+    "patch_size": "patch_size",
+    "precision": "precision",
+    "seed": "seed",
+    "workers": "workers",
+    "lr": "lr",
+    "val_every": "val_every",
+    "ckpt_every": "ckpt_every",
+}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from burstkpn.train import TrainConfig, read_config, train
+
+    if args.resume:
+        run = Path(args.resume)
+        cfg = read_config(run)
+        for flag in ("steps", "workers"):  # a resumed run may be extended, nothing else
+            if getattr(args, flag) is not None:
+                setattr(cfg, flag, getattr(args, flag))
+        resume = True
+    else:
+        if not args.out:
+            raise InputError("give --out RUN_FOLDER (or --resume RUN_FOLDER)")
+        run = Path(args.out)
+        values: dict = {}
+        if args.config:
+            import yaml
+
+            path = Path(args.config)
+            if not path.is_file():
+                raise InputError(f"no such config file: '{path}'")
+            try:
+                values.update(yaml.safe_load(path.read_text()) or {})
+            except yaml.YAMLError as exc:
+                raise InputError(f"cannot parse '{path}': {str(exc).splitlines()[0]}") from None
+        for flag, name in TRAIN_FLAGS.items():
+            if getattr(args, flag) is not None:
+                values[name] = getattr(args, flag)
+        if args.model_kwargs:
+            try:
+                values["model_kwargs"] = json.loads(args.model_kwargs)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"--model-kwargs is not JSON: {exc}") from None
+        cfg = TrainConfig.from_dict(values)
+        if args.data is not None:
+            from burstkpn.data.images import list_images
+
+            list_images(args.data)  # fail early on a bad folder
+        resume = False
+    log = train(cfg, run, resume=resume, stop_after=args.stop_after, progress=not args.quiet)
+    if log:
+        print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in log.items()}))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from burstkpn import __version__
@@ -147,6 +234,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     common_burst(p, 128)
     p.set_defaults(func=cmd_make_testset)
+
+    p = sub.add_parser("train", help="train a model on synthetic bursts (resumable, DDP)")
+    p.add_argument("--model", help="kpn, mkpn, ame_kpn, ...")
+    p.add_argument("--size", choices=("cpu", "paper", "tiny"))
+    p.add_argument(
+        "--model-kwargs", help="constructor arguments as JSON, e.g. '{\"kernel_size\": 21}'"
+    )
+    p.add_argument("--data", help="folder / glob of clean photos (default: embedded photos)")
+    p.add_argument("--val-data", help="validation photos (default: embedded photos)")
+    p.add_argument("--config", help="YAML file of training options (flags override it)")
+    p.add_argument("--out", help="new run folder")
+    p.add_argument("--resume", help="run folder to continue")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--epoch-steps", type=int, help="steps per epoch (learning-rate decay)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patch-size", type=int)
+    p.add_argument("--precision", choices=("bf16", "fp32"))
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--val-every", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--stop-after", type=int, help="stop this process after N steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench", required=True, metavar="BENCH"
+    )
+    p = bench.add_parser("speed", help="parameters, GMAC/MP, MP/s and peak memory per model")
+    p.add_argument("--models", default="kpn,kpn21,mkpn,ame_kpn", help="comma-separated names")
+    p.add_argument("--size", default="cpu", choices=("cpu", "paper"))
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--tile", type=int, default=0, help="tile size for tiled inference (0: none)")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+    p.set_defaults(func=cmd_bench_speed)
     return parser
 
 

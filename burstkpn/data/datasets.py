@@ -40,10 +40,18 @@ def derive_seed(*keys: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-def match_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
+def match_channels(
+    x: torch.Tensor, channels: int | str | None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``(C, H, W)`` linear image -> ``channels`` channels (1: luma of linear RGB; 3: gray
-    repeated). ``None`` keeps the image as it is."""
+    repeated; ``"random"``: one colour plane drawn with ``generator``, which is what a
+    per-channel network sees of a colour image). ``None`` keeps the image as it is."""
     c = x.shape[0]
+    if channels == "random":
+        if c == 1:
+            return x
+        k = int(torch.randint(0, c, (1,), generator=generator))
+        return x[k : k + 1].contiguous()
     if channels is None or c == channels:
         return x
     if channels == 3 and c == 1:
@@ -82,7 +90,7 @@ class SyntheticBurstDataset(Dataset):
         length: int = 1000,
         seed: int = 0,
         mode: str = "auto",
-        channels: int | None = 3,
+        channels: int | str | None = 3,
         sigma_r_range: tuple[float, float] = TRAIN_SIGMA_R,
         sigma_s_range: tuple[float, float] = TRAIN_SIGMA_S,
         log_uniform: bool = True,
@@ -134,7 +142,7 @@ class SyntheticBurstDataset(Dataset):
         region = image_to_tensor(img[y : y + need, x : x + need])
         if self.augment:
             region = augment(region, g)
-        region = match_channels(srgb_to_linear(region), self.channels)
+        region = match_channels(srgb_to_linear(region), self.channels, g)
         geometry = sample_geometry(
             need,
             need,

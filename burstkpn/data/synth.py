@@ -167,11 +167,11 @@ def sample_geometry(
     mode = resolve_mode(height, width, patch_size, mode, motion)
     offsets, large = sample_offsets(num_frames, generator, motion)
     if mode == "full":
-        margin, size = motion.max_large, patch_size * motion.downsample
-    else:
-        margin, size = math.ceil(motion.max_large / motion.downsample), patch_size
-    top = int(torch.randint(margin, height - size - margin + 1, (1,), generator=generator))
-    left = int(torch.randint(margin, width - size - margin + 1, (1,), generator=generator))
+        margin, size, extra = motion.max_large, patch_size * motion.downsample, 0
+    else:  # the bilinear shift reads one row / column beyond the window
+        margin, size, extra = math.ceil(motion.max_large / motion.downsample), patch_size, 1
+    top = int(torch.randint(margin, height - size - margin - extra + 1, (1,), generator=generator))
+    left = int(torch.randint(margin, width - size - margin - extra + 1, (1,), generator=generator))
     ds = motion.downsample
     return BurstGeometry(mode, top, left, patch_size, ds, offsets, large)
 

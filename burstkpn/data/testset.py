@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.data.datasets import derive_seed, match_channels
+from burstkpn.data.files import atomic_write_bytes, prepare_output_dir, sha256_file
 from burstkpn.data.images import image_name, list_images, load_linear
 from burstkpn.data.noise import NoiseLevel, add_noise, estimate_noise_map, parse_noise
 from burstkpn.data.synth import MotionConfig, crop_burst, sample_geometry
@@ -51,28 +51,6 @@ DEFAULT_LEVELS = ("gain1", "gain2", "gain3", "gain4")
 
 
 # --------------------------------------------------------------------------- file helpers
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """An ``.npz`` archive with fixed timestamps and member order (byte-reproducible, unlike
     ``numpy.savez`` which stamps the current time)."""
@@ -125,17 +103,6 @@ def burst_npz(
 
 def _name_key(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
-
-
-def prepare_output_dir(out: str | os.PathLike, force: bool) -> Path:
-    """Create ``out``; refuse a non-empty folder unless ``force``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output '{out}' exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InputError(f"output folder '{out}' is not empty (use --force to write into it)")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 # --------------------------------------------------------------------------- writing

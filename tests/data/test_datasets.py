@@ -6,6 +6,7 @@ from torch.utils.data import DataLoader
 
 from burstkpn.data.datasets import SyntheticBurstDataset, derive_seed, match_channels
 from burstkpn.errors import InputError
+from tests.conftest import gen
 
 
 def test_items_shapes_and_ranges(photo_folder):
@@ -54,6 +55,10 @@ def test_channel_matching():
     luma = match_channels(rgb, 1)
     assert luma.shape == (1, 5, 5)
     assert torch.allclose(luma[0], 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2])
+    picks = {
+        int((match_channels(rgb, "random", gen(i)) == rgb).all((1, 2)).nonzero()) for i in range(20)
+    }
+    assert picks == {0, 1, 2}
 
 
 def test_derive_seed_stable():

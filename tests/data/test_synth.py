@@ -137,3 +137,11 @@ def test_too_small_images_raise():
     assert resolve_mode(640, 640, 128) == "full"
     assert resolve_mode(639, 640, 128) == "subpixel"
     assert required_size("subpixel", 128, MotionConfig()) == 128 + 2 * 16 + 1
+
+
+@pytest.mark.parametrize("mode", ["subpixel", "full"])
+def test_smallest_allowed_image_never_reads_outside(mode):
+    side = required_size(mode, 16)
+    img = _image(side, side)
+    for seed in range(300):  # every window position and offset must stay inside
+        synthesize_burst(img, gen(seed), patch_size=16, num_frames=8, mode=mode, noise="gain1")

@@ -1,0 +1,1 @@
+"""Benchmarks: model cost and speed (speed.py); quality tables and reports follow."""

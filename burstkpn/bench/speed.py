@@ -1,0 +1,174 @@
+"""Model cost and speed: parameters, GMAC per megapixel, megapixels per second and peak memory.
+
+Each speed measurement runs in a fresh process (``python -m burstkpn.bench.speed --worker``) so
+its peak resident memory (``ru_maxrss``) belongs to that model alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from burstkpn.models import count_parameters, create_model
+from burstkpn.runtime import autocast, prepare_model, tune_allocator
+
+DEFAULT_MODELS = ("kpn", "kpn21", "mkpn", "ame_kpn")
+
+
+def model_spec(spec: str) -> tuple[str, dict]:
+    """``kpn21`` is shorthand for KPN with 21x21 kernels; other names are factory names."""
+    if spec == "kpn21":
+        return "kpn", {"kernel_size": 21}
+    return spec, {}
+
+
+def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 8) -> float:
+    """Multiply-accumulates per megapixel of a colour burst: convolutions counted by torch's
+    FlopCounterMode, plus the kernel application (frames x taps per pixel and channel)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = 128
+    burst = torch.rand(1, frames, 1, size, size)
+    nmap = torch.full((1, 1, size, size), 0.05)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(burst, nmap)
+    macs = counter.get_total_flops() / 2
+    if not getattr(model, "direct", True):
+        macs += frames * model.taps * size * size
+    return macs * channels / (size * size) / 1e3  # per channel-pixel -> GMAC per MP
+
+
+def _worker(args: argparse.Namespace) -> dict:
+    tune_allocator()
+    torch.manual_seed(0)
+    name, kw = model_spec(args.model)
+    model = prepare_model(create_model(name, args.size, **kw).eval(), "cpu", args.precision)
+    burst = torch.rand(1, 8, 3, args.height, args.width)
+    nmap = torch.full((1, 3, args.height, args.width), 0.05)
+
+    def once():
+        with torch.no_grad(), autocast("cpu", args.precision):
+            if args.tile:
+                from burstkpn.models.tiling import tiled_forward
+
+                return tiled_forward(model, burst, nmap, tile=args.tile)
+            return model(burst, nmap).image
+
+    once()  # warm-up
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    return {
+        "model": args.model,
+        "size": args.size,
+        "precision": args.precision,
+        "height": args.height,
+        "width": args.width,
+        "tile": args.tile,
+        "seconds": best,
+        "mp_per_s": args.height * args.width / 1e6 / best,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_speed(
+    models=DEFAULT_MODELS, size="cpu", height=512, width=512, precision="bf16", repeat=3, tile=0
+) -> list[dict]:
+    rows = []
+    for spec in models:
+        name, kw = model_spec(spec)
+        model = create_model(name, size, **kw).eval()
+        cmd = [
+            sys.executable,
+            "-m",
+            "burstkpn.bench.speed",
+            "--worker",
+            "--model",
+            spec,
+            "--size",
+            size,
+            "--height",
+            str(height),
+            "--width",
+            str(width),
+            "--precision",
+            precision,
+            "--repeat",
+            str(repeat),
+            "--tile",
+            str(tile),
+        ]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
+            row = {"model": spec, "size": size, "error": tail}
+        else:
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+        row["params"] = count_parameters(model)
+        row["gmac_per_mp"] = gmac_per_megapixel(model)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (
+        "| model | size | parameters | GMAC/MP | precision | input | s / burst | MP/s | peak RSS |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        if "error" in r:
+            lines.append(
+                f"| {r['model']} | {r['size']} | {r['params']:,} | "
+                f"{r['gmac_per_mp']:.0f} | failed: {r['error']} | | | | |"
+            )
+            continue
+        tile = f", tiles {r['tile']}" if r.get("tile") else ""
+        lines.append(
+            f"| {r['model']} | {r['size']} | {r['params']:,} | {r['gmac_per_mp']:.0f} | "
+            f"{r['precision']} | 8x3x{r['height']}x{r['width']}{tile} | {r['seconds']:.2f} | "
+            f"{r['mp_per_s']:.3f} | {r['peak_rss_mb']:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m burstkpn.bench.speed")
+    p.add_argument("--worker", action="store_true")
+    p.add_argument("--model", default="ame_kpn")
+    p.add_argument("--size", default="cpu")
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--precision", default="bf16")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--tile", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return 0
+    print(
+        format_table(
+            run_speed(
+                [args.model],
+                args.size,
+                args.height,
+                args.width,
+                args.precision,
+                args.repeat,
+                args.tile,
+            )
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

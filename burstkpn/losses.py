@@ -1,0 +1,101 @@
+"""Training losses of ame_kpn.md section 2.3 (after Mildenhall et al.).
+
+Basic loss, eq. (7), on sRGB-gamma-corrected images Gamma (deformable_kernels.md eq. 8):
+
+    l(Y, Y_gt) = || Gamma(Y) - Gamma(Y_gt) ||_2^2 + lambda || grad Gamma(Y) - grad Gamma(Y_gt) ||_1
+
+(both terms as means over pixels; grad = horizontal and vertical forward differences).
+Annealed loss, eq. (8): L = l(Y, Y_gt) + beta * alpha^t * sum_i l(Y_i, Y_gt), with the
+per-frame predictions Y_i, alpha = 0.9998, beta = 100 and t the optimisation step.
+Gamma is applied without clipping (it is linear below zero), so gradients reach
+out-of-range predictions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from burstkpn.data.images import linear_to_srgb
+
+ALPHA = 0.9998
+BETA = 100.0
+GRAD_WEIGHT = 1.0  # lambda of eq. (7); the papers do not give a value
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """bfloat16 / float16 (autocast) -> float32; float32 / float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences along height and width."""
+    return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+
+def basic_loss(
+    pred: torch.Tensor, target: torch.Tensor, grad_weight: float = GRAD_WEIGHT
+) -> dict[str, torch.Tensor]:
+    """Eq. (7) on linear-light images of any matching shape ``(..., H, W)``; returns the
+    terms ``l2``, ``grad`` and their weighted sum ``loss``."""
+    gp, gt = linear_to_srgb(_at_least_float32(pred)), linear_to_srgb(_at_least_float32(target))
+    l2 = (gp - gt).pow(2).mean()
+    dyp, dxp = image_gradients(gp)
+    dyt, dxt = image_gradients(gt)
+    grad = 0.5 * ((dyp - dyt).abs().mean() + (dxp - dxt).abs().mean())
+    return {"l2": l2, "grad": grad, "loss": l2 + grad_weight * grad}
+
+
+def anneal_weight(step: int, alpha: float = ALPHA, beta: float = BETA) -> float:
+    """beta * alpha^t of eq. (8)."""
+    return beta * alpha ** max(int(step), 0)
+
+
+def annealed_loss(
+    image: torch.Tensor,
+    frames: torch.Tensor | None,
+    target: torch.Tensor,
+    step: int,
+    *,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    grad_weight: float = GRAD_WEIGHT,
+) -> dict[str, torch.Tensor]:
+    """Eq. (8). ``image`` / ``target`` ``(B, C, H, W)``, ``frames`` ``(B, N, C, H, W)`` or
+    ``None`` (models without per-frame predictions: then L = l). Returns ``loss`` (total),
+    ``basic``, ``l2``, ``grad``, ``frames`` (sum_i l(Y_i, Y_gt)) and ``anneal_weight``."""
+    terms = basic_loss(image, target, grad_weight)
+    out = {"basic": terms["loss"], "l2": terms["l2"], "grad": terms["grad"]}
+    weight = anneal_weight(step, alpha, beta)
+    out["anneal_weight"] = torch.tensor(weight)
+    if frames is None or beta == 0:
+        out["frames"] = torch.zeros(())
+        out["loss"] = terms["loss"]
+        return out
+    n = frames.shape[1]
+    # sum over frames of per-frame means == N x the mean over all frames (equal sizes)
+    per_frame = basic_loss(frames, target.unsqueeze(1).expand_as(frames), grad_weight)["loss"]
+    out["frames"] = n * per_frame
+    out["loss"] = terms["loss"] + weight * out["frames"]
+    return out
+
+
+class AnnealedLoss(nn.Module):
+    """Thin module around :func:`annealed_loss`; the caller passes the step t."""
+
+    def __init__(
+        self, alpha: float = ALPHA, beta: float = BETA, grad_weight: float = GRAD_WEIGHT
+    ) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.grad_weight = alpha, beta, grad_weight
+
+    def forward(self, output, target: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        return annealed_loss(
+            output.image,
+            output.frames,
+            target,
+            step,
+            alpha=self.alpha,
+            beta=self.beta,
+            grad_weight=self.grad_weight,
+        )

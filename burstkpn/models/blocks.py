@@ -1,0 +1,144 @@
+"""Building blocks shared by the kernel-prediction models: conv blocks, CBAM channel and spatial
+attention (ame_kpn.md eq. 5-6, after Woo et al.), and the U-Net feature extractor M_e (eq. 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_block(in_ch: int, out_ch: int, num_convs: int) -> nn.Sequential:
+    """``num_convs`` 3x3 convolutions with ReLU, the first mapping ``in_ch -> out_ch``."""
+    layers: list[nn.Module] = []
+    for i in range(num_convs):
+        layers += [nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1), nn.ReLU(True)]
+    return nn.Sequential(*layers)
+
+
+def channel_attention(
+    x: torch.Tensor, fc1: nn.Conv2d, fc2: nn.Conv2d, stats: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
+    """CBAM channel attention map M_Ac(F) = sigmoid(MLP(avgpool F) + MLP(maxpool F)),
+    shape ``(B, ch, 1, 1)``. ``stats`` optionally supplies the pooled ``(avg, max)`` (used by
+    tiled inference to give every tile the whole image's statistics)."""
+    if stats is None:
+        stats = (x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True))
+    avg, mx = stats
+
+    def mlp(z: torch.Tensor) -> torch.Tensor:
+        return fc2(F.relu(fc1(z)))
+
+    return torch.sigmoid(mlp(avg.to(x.dtype)) + mlp(mx.to(x.dtype)))
+
+
+class ChannelAttention(nn.Module):
+    """CBAM channel attention, applied as F_c = M_Ac(F_d) * F_d (ame_kpn.md eq. 5).
+
+    Its global pooling sees the whole feature map; ``global_stats`` (set by
+    :func:`burstkpn.models.tiling.tiled_forward`) replaces the pooled statistics so a tile can
+    be processed with the statistics of the full image."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        self.global_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return channel_attention(x, self.fc1, self.fc2, self.global_stats) * x
+
+
+def spatial_attention(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """CBAM spatial attention map M_As(F) = sigmoid(conv7x7([mean_c F, max_c F])), ``(B,1,H,W)``."""
+    pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+    return torch.sigmoid(conv(pooled))
+
+
+class SpatialAttention(nn.Module):
+    """CBAM spatial attention, applied as F_s = M_As(F_c) * F_c (ame_kpn.md eq. 6)."""
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return spatial_attention(x, self.conv) * x
+
+
+class DecoderBlock(nn.Module):
+    """Upsample the deeper features 2x (bilinear), concatenate the skip, convolve, then refine
+    with channel attention (eq. 5) and spatial attention (eq. 6) when enabled (Fig. 1: attention
+    sits in every decoder block)."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        skip_ch: int,
+        out_ch: int,
+        num_convs: int,
+        channel_attention: bool = False,
+        spatial_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        self.convs = conv_block(in_ch + skip_ch, out_ch, num_convs)
+        self.ca = ChannelAttention(out_ch) if channel_attention else nn.Identity()
+        self.sa = SpatialAttention() if spatial_attention else nn.Identity()
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.convs(torch.cat([x, skip], dim=1))
+        return self.sa(self.ca(x))
+
+
+class UNet(nn.Module):
+    """The feature extractor M_e: an encoder of conv blocks with 2x average pooling between
+    them and a decoder of :class:`DecoderBlock` with concatenated skips, back to full
+    resolution. Output: ``widths[0]`` channels at the input's size, which must be a multiple of
+    :attr:`multiple`."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        widths: Sequence[int],
+        num_convs: int = 3,
+        channel_attention: bool = False,
+        spatial_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        widths = tuple(widths)
+        self.encoder = nn.ModuleList()
+        prev = in_ch
+        for w in widths:
+            self.encoder.append(conv_block(prev, w, num_convs))
+            prev = w
+        self.decoder = nn.ModuleList()
+        for level in reversed(range(len(widths) - 1)):
+            self.decoder.append(
+                DecoderBlock(
+                    prev,
+                    widths[level],
+                    widths[level],
+                    num_convs,
+                    channel_attention,
+                    spatial_attention,
+                )
+            )
+            prev = widths[level]
+        self.out_channels = widths[0]
+        self.multiple = 2 ** (len(widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.encoder):
+            if i > 0:
+                x = F.avg_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()
+        for block in self.decoder:
+            x = block(x, skips.pop())
+        return x

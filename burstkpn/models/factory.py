@@ -1,0 +1,130 @@
+"""One flat factory for every model, and self-describing safetensors checkpoints.
+
+A checkpoint is a ``.safetensors`` file whose metadata holds ``format``, the model ``name``,
+its constructor ``kwargs`` (JSON), the ``burstkpn`` version and an optional ``card`` (JSON), so
+:func:`load_model` rebuilds the model from the file alone. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from burstkpn.data.files import atomic_write_bytes
+from burstkpn.errors import InputError, MissingInputError
+from burstkpn.models.kpn import ame_kpn, kpn, mkpn
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "kpn": kpn,
+    "mkpn": mkpn,
+    "ame_kpn": ame_kpn,
+}
+FORMAT = "burstkpn-checkpoint"
+
+
+def list_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def create_model(name: str, size: str = "cpu", **kwargs) -> nn.Module:
+    """Build a model by name (``kpn``, ``mkpn``, ``ame_kpn``, ...) and size (``cpu`` or
+    ``paper``); ``kwargs`` go to its constructor (e.g. ``kernel_size=21``)."""
+    if name not in MODELS:
+        raise InputError(f"unknown model '{name}' (available: {', '.join(list_models())})")
+    try:
+        return MODELS[name](size, **kwargs)
+    except TypeError as exc:
+        raise InputError(f"bad arguments for model '{name}': {exc}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, **card) -> Path:
+    """Write ``model``'s weights and its recipe (``model.config``) to a safetensors file,
+    atomically. Extra keyword arguments are stored as the JSON model card."""
+    from safetensors.torch import save
+
+    config = getattr(model, "config", None)
+    if not config or "name" not in config:
+        raise InputError("model has no config: build it with create_model()")
+    from burstkpn import __version__
+
+    state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    metadata = {
+        "format": FORMAT,
+        "name": config["name"],
+        "kwargs": json.dumps(config["kwargs"], sort_keys=True),
+        "burstkpn_version": __version__,
+        "card": json.dumps(card, sort_keys=True, default=str),
+    }
+    path = Path(path)
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The decoded metadata of a checkpoint (``name``, ``kwargs``, ``card``, version)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"no such checkpoint file: '{path}'")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise InputError(f"'{path}' is not a safetensors checkpoint ({exc})") from None
+    if meta.get("format") != FORMAT or "name" not in meta or "kwargs" not in meta:
+        raise InputError(f"'{path}' is a safetensors file but not a burstkpn checkpoint")
+    try:
+        return {
+            "name": meta["name"],
+            "kwargs": json.loads(meta["kwargs"]),
+            "card": json.loads(meta.get("card", "{}")),
+            "burstkpn_version": meta.get("burstkpn_version"),
+        }
+    except json.JSONDecodeError as exc:
+        raise InputError(f"corrupt metadata in checkpoint '{path}': {exc}") from None
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a checkpoint written by :func:`save_model` (in eval mode)."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    kwargs = dict(meta["kwargs"])
+    size = kwargs.pop("size", "cpu")
+    model = create_model(meta["name"], size, **kwargs)
+    state = load_file(str(path), device=str(device))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise InputError(
+            f"checkpoint '{path}' does not fit model '{meta['name']}' "
+            f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)"
+        )
+    model.card = meta["card"]
+    return model.to(device).eval()
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("burstkpn") / "weights"))
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """The weights shipped in ``burstkpn/weights/NAME.safetensors``."""
+    path = weights_dir() / f"{name}.safetensors"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in weights_dir().glob("*.safetensors"))
+        raise InputError(
+            f"no shipped weights for '{name}' (shipped: {', '.join(shipped) or 'none yet'})"
+        )
+    return load_model(path, device)

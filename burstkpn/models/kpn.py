@@ -1,0 +1,278 @@
+"""KPN (Mildenhall et al., kpn_review.md), MKPN (multi-size kernels) and AME-KPN (ame_kpn.md)
+as configurations of one class, :class:`KernelPredictionNet`.
+
+Data flow (ame_kpn.md Fig. 1): the N noisy frames and the noise map are concatenated (eq. 1)
+and fed to the U-Net M_e; the branch M_kr predicts per-frame kernels K_i (and, with
+``residual``, residual maps R_i, eq. 2) and M_w the weight maps W_i (eq. 3); each frame is
+filtered by its kernels and merged by eq. (4):
+
+    Y_i = sigmoid(W_i) * (X_i (*) K_i) + (1 - sigmoid(W_i)) * R_i,    Y = mean_i Y_i
+
+Without ``residual`` (KPN, MKPN, Table 2 Models 1-4) ``Y_i = X_i (*) K_i``. Colour bursts are
+handled as the paper says: R, G and B go independently through the same network (the channel
+axis is folded into the batch), so every channel gets its own kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from burstkpn.errors import InputError
+from burstkpn.models.blocks import UNet, conv_block
+from burstkpn.ops.kernels import apply_kernels, fuse_multisize_kernels
+
+# Published widths (encoder 64-128-256-512-512, 3 convs per block, as KPN / AME-KPN), a slimmer
+# one that trains on 2 CPU cores, and a tiny one for tests.
+SIZES: dict[str, dict] = {
+    "paper": {"widths": (64, 128, 256, 512, 512), "num_convs": 3},
+    "cpu": {"widths": (32, 64, 128, 256), "num_convs": 2},
+    "tiny": {"widths": (8, 16), "num_convs": 1},  # for tests and smoke runs only
+}
+
+
+@dataclass
+class DenoiseOutput:
+    """``image`` ``(B, C, H, W)``; ``frames`` the per-frame predictions Y_i ``(B, N, C, H, W)``
+    for the annealed loss (``None`` for models without them); ``aux`` (with
+    ``return_aux=True``): ``kernels`` ``(B, N, C, T, H, W)``, ``filtered`` (X_i (*) K_i),
+    ``weights`` (sigmoid W_i) and ``residuals`` (R_i), each ``(B, N, C, H, W)``."""
+
+    image: torch.Tensor
+    frames: torch.Tensor | None = None
+    aux: dict[str, torch.Tensor] | None = None
+
+
+def size_config(size: str) -> dict:
+    if size not in SIZES:
+        raise InputError(f"unknown model size '{size}' (use one of {', '.join(SIZES)})")
+    return dict(SIZES[size])
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the last two dims at the bottom / right to a multiple (reflect where possible)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def fold_channels(burst: torch.Tensor) -> torch.Tensor:
+    """``(B, N, C, H, W)`` -> ``(B*C, N, H, W)``."""
+    b, n, c, h, w = burst.shape
+    return burst.transpose(1, 2).reshape(b * c, n, h, w)
+
+
+def unfold_channels(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """``(B*C, N, ...)`` -> ``(B, N, C, ...)``."""
+    bc, n = x.shape[:2]
+    return x.reshape(batch, bc // batch, n, *x.shape[2:]).transpose(1, 2)
+
+
+class KernelPredictionNet(nn.Module):
+    """One class for KPN, MKPN and every AME-KPN ablation (ame_kpn.md Table 2).
+
+    Args:
+        num_frames: burst length N the network is built for (1 gives the "1-frame" KPN, which
+            uses only the reference of any burst).
+        kernel_sizes: ``(5,)`` for KPN 5x5, ``(21,)`` for KPN 21x21, ``(1, 3, 5, 7, 9)`` for
+            MKPN (each size reads its centred square window; their outputs are summed).
+        widths, num_convs: U-Net encoder widths and convolutions per block.
+        channel_attention, spatial_attention: CBAM modules in the decoder blocks (eq. 5-6).
+        residual: predict residuals R and weights W and merge by eq. (4).
+        blind: no noise-map input ("sigma-blind").
+        direct: predict pixels with three extra conv layers instead of kernels.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_frames: int = 8,
+        kernel_sizes: Sequence[int] = (5,),
+        widths: Sequence[int] = SIZES["cpu"]["widths"],
+        num_convs: int = SIZES["cpu"]["num_convs"],
+        channel_attention: bool = False,
+        spatial_attention: bool = False,
+        residual: bool = False,
+        blind: bool = False,
+        direct: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_frames < 1:
+            raise InputError(f"num_frames must be >= 1, got {num_frames}")
+        if any(k < 1 or k % 2 == 0 for k in kernel_sizes) or not kernel_sizes:
+            raise InputError(f"kernel sizes must be odd and positive, got {tuple(kernel_sizes)}")
+        if direct and residual:
+            raise InputError("the direct variant predicts pixels: it has no residual branch")
+        self.num_frames = num_frames
+        self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
+        self.taps = sum(k * k for k in self.kernel_sizes)
+        self.residual = residual
+        self.blind = blind
+        self.direct = direct
+        in_ch = num_frames + (0 if blind else 1)
+        self.backbone = UNet(in_ch, widths, num_convs, channel_attention, spatial_attention)
+        f = self.backbone.out_channels
+        if direct:
+            # kpn_review.md "direct": three additional conv layers synthesise the pixels
+            self.head = nn.Sequential(conv_block(f, f, 2), nn.Conv2d(f, 1, 3, padding=1))
+        else:
+            n_out = num_frames * self.taps + (num_frames if residual else 0)
+            self.kr_head = nn.Conv2d(f, n_out, 3, padding=1)  # M_kr, eq. (2)
+            self.w_head = nn.Conv2d(f, num_frames, 3, padding=1) if residual else None  # M_w (3)
+            self._init_heads()
+        self.config: dict = {}  # name + constructor kwargs, filled by the constructors
+
+    def _init_heads(self) -> None:
+        """Start near the plain burst mean: small head weights and a bias of 1 on the centre
+        tap of the smallest kernel of every frame (our choice; the papers do not say)."""
+        with torch.no_grad():
+            self.kr_head.weight.mul_(0.1)
+            self.kr_head.bias.zero_()
+            k0 = self.kernel_sizes[0]
+            centre = (k0 // 2) * k0 + k0 // 2
+            for i in range(self.num_frames):
+                self.kr_head.bias[i * self.taps + centre] = 1.0
+            if self.w_head is not None:
+                self.w_head.weight.mul_(0.1)
+                self.w_head.bias.fill_(2.0)  # sigmoid(2) = 0.88: mostly the kernel path
+
+    def forward(
+        self,
+        burst: torch.Tensor,
+        noise_map: torch.Tensor | None = None,
+        *,
+        return_aux: bool = False,
+    ) -> DenoiseOutput:
+        if burst.ndim != 5:
+            raise InputError(f"expected a burst (B, N, C, H, W), got shape {tuple(burst.shape)}")
+        b, n, c, h, w = burst.shape
+        if self.num_frames == 1:
+            burst, n = burst[:, :1], 1
+        elif n != self.num_frames:
+            raise InputError(f"this model takes bursts of {self.num_frames} frames, got {n}")
+        frames = fold_channels(burst)  # (B*C, N, H, W)
+        inputs = [frames]
+        if not self.blind:
+            if noise_map is None:
+                raise InputError("this model needs a noise map (B, C, H, W) (eq. 1)")
+            if noise_map.shape != (b, c, h, w):
+                raise InputError(
+                    f"noise map of shape {tuple(noise_map.shape)} does not match {(b, c, h, w)}"
+                )
+            inputs.append(noise_map.reshape(b * c, 1, h, w).to(frames.dtype))
+        x = pad_to_multiple(torch.cat(inputs, dim=1), self.backbone.multiple)  # eq. (1) input
+        if self.backbone.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        feat = self.backbone(x)
+        if self.direct:
+            image = self.head(feat)[..., :h, :w].float()
+            return DenoiseOutput(image.reshape(b, c, h, w), None, {} if return_aux else None)
+
+        hp, wp = x.shape[-2:]
+        bc, t = b * c, self.taps
+        kr = self.kr_head(feat).float()
+        kernels = kr[:, : n * t].reshape(bc, n, t, hp, wp)
+        frames_p = x[:, :n].float().unsqueeze(2)  # (B*C, N, 1, Hp, Wp)
+        if len(self.kernel_sizes) > 1:
+            parts = torch.split(kernels, [k * k for k in self.kernel_sizes], dim=2)
+            kernels = fuse_multisize_kernels(list(parts), self.kernel_sizes)
+        filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
+        if self.residual:
+            residuals = kr[:, n * t :].reshape(bc, n, 1, hp, wp)
+            weights = torch.sigmoid(self.w_head(feat).float()).reshape(bc, n, 1, hp, wp)
+            per_frame = weights * filtered + (1 - weights) * residuals  # eq. (4)
+        else:
+            per_frame = filtered
+        per_frame = unfold_channels(per_frame[..., 0, :h, :w], b)  # (B, N, C, H, W)
+        aux = None
+        if return_aux:
+            aux = {
+                "kernels": unfold_channels(kernels[..., :h, :w], b),
+                "filtered": unfold_channels(filtered[..., 0, :h, :w], b),
+            }
+            if self.residual:
+                aux["weights"] = unfold_channels(weights[..., 0, :h, :w], b)
+                aux["residuals"] = unfold_channels(residuals[..., 0, :h, :w], b)
+        return DenoiseOutput(per_frame.mean(1), per_frame, aux)
+
+
+def kpn(
+    size: str = "cpu",
+    *,
+    num_frames: int = 8,
+    kernel_size: int = 5,
+    blind: bool = False,
+    direct: bool = False,
+) -> KernelPredictionNet:
+    """KPN (Mildenhall et al.): one K x K kernel per frame and pixel. ``num_frames=1`` gives
+    the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one."""
+    args = dict(locals())
+    model = KernelPredictionNet(
+        **size_config(size),
+        num_frames=num_frames,
+        kernel_sizes=(kernel_size,),
+        blind=blind,
+        direct=direct,
+    )
+    model.config = {"name": "kpn", "kwargs": args}
+    return model
+
+
+def mkpn(
+    size: str = "cpu",
+    *,
+    num_frames: int = 8,
+    kernel_sizes: Sequence[int] = (1, 3, 5, 7, 9),
+    blind: bool = False,
+) -> KernelPredictionNet:
+    """MKPN (Marinč et al.): kernels of sizes 1, 3, 5, 7 and 9 per frame and pixel."""
+    args = {**locals(), "kernel_sizes": [int(k) for k in kernel_sizes]}
+    model = KernelPredictionNet(
+        **size_config(size), num_frames=num_frames, kernel_sizes=args["kernel_sizes"], blind=blind
+    )
+    model.config = {"name": "mkpn", "kwargs": args}
+    return model
+
+
+def ame_kpn(
+    size: str = "cpu",
+    *,
+    num_frames: int = 8,
+    kernel_size: int = 5,
+    channel_attention: bool = True,
+    spatial_attention: bool = True,
+    residual: bool = True,
+    blind: bool = False,
+) -> KernelPredictionNet:
+    """AME-KPN (ame_kpn.md). The three switches give Models 1-6 of Table 2; all on is the
+    full AME-KPN (Model 6), all off is KPN (Model 1)."""
+    args = dict(locals())
+    model = KernelPredictionNet(
+        **size_config(size),
+        num_frames=num_frames,
+        kernel_sizes=(kernel_size,),
+        channel_attention=channel_attention,
+        spatial_attention=spatial_attention,
+        residual=residual,
+        blind=blind,
+    )
+    model.config = {"name": "ame_kpn", "kwargs": args}
+    return model
+
+
+# ame_kpn.md Table 2: (channel attention, spatial attention, residual map)
+TABLE2_CONFIGS: dict[int, dict[str, bool]] = {
+    1: {"channel_attention": False, "spatial_attention": False, "residual": False},
+    2: {"channel_attention": True, "spatial_attention": False, "residual": False},
+    3: {"channel_attention": False, "spatial_attention": True, "residual": False},
+    4: {"channel_attention": True, "spatial_attention": True, "residual": False},
+    5: {"channel_attention": False, "spatial_attention": False, "residual": True},
+    6: {"channel_attention": True, "spatial_attention": True, "residual": True},
+}

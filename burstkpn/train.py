@@ -1,0 +1,406 @@
+"""Training: ``burstkpn train`` for every model, resumable and distributed.
+
+Schedule and loss follow ame_kpn.md section 3.2 and eq. (8): Adam at 1e-4, multiplied by
+10^-0.05 every epoch (``epoch_steps`` steps) down to 5e-6; the annealed loss with
+alpha = 0.9998, beta = 100 and the step counter t carried across resumes.
+
+Reproducibility: the burst of global sample index i is generated from a generator seeded by
+``(seed, i)`` (see :class:`~burstkpn.data.datasets.SyntheticBurstDataset`), and step s uses the
+samples ``[s * batch, (s + 1) * batch)``; so a run is the same with any number of DataLoader
+workers, after a resume, and split over DDP ranks (rank r takes its slice of the global batch).
+
+Run folder::
+
+    config.yaml        resolved configuration
+    metrics.jsonl      one JSON line per logged step / validation
+    last.safetensors   model (with card) + last.optim.safetensors (Adam state, step)
+    best.safetensors   best validation PSNR so far
+    loss.png           loss and validation curves
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from burstkpn.data.datasets import SyntheticBurstDataset, match_channels
+from burstkpn.data.files import atomic_write_bytes
+from burstkpn.data.images import list_images, load_linear
+from burstkpn.data.synth import synthesize_burst
+from burstkpn.errors import InputError
+from burstkpn.losses import annealed_loss, basic_loss
+from burstkpn.metrics import psnr
+from burstkpn.models import count_parameters, create_model, load_model, save_model
+from burstkpn.runtime import autocast, prepare_model, tune_allocator
+
+VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as ``config.yaml`` in the run folder."""
+
+    model: str = "ame_kpn"
+    size: str = "cpu"
+    model_kwargs: dict = field(default_factory=dict)
+    data: str | None = None  # folder / glob of clean photos; None: the embedded photos
+    val_data: str | None = None  # None: the embedded photos
+    patch_size: int = 64
+    batch_size: int = 16
+    num_frames: int = 8
+    channels: str = "random"  # one colour plane per burst (the model is per-channel)
+    steps: int = 10_000
+    epoch_steps: int = 1_000
+    lr: float = 1e-4
+    lr_decay: float = 10**-0.05
+    lr_min: float = 5e-6
+    alpha: float = 0.9998
+    beta: float = 100.0
+    grad_weight: float = 1.0
+    precision: str = "bf16"  # bf16 autocast + channels_last, or fp32
+    seed: int = 0
+    workers: int = 0
+    log_every: int = 10
+    val_every: int = 500
+    val_bursts: int = 16
+    val_patch: int = 128
+    ckpt_every: int = 100
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise InputError(f"unknown training option(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.steps < 0 or self.epoch_steps < 1:
+            raise InputError("batch_size and epoch_steps must be positive, steps non-negative")
+        if self.precision not in ("bf16", "fp32"):
+            raise InputError(f"precision must be bf16 or fp32, got '{self.precision}'")
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """lr * decay^epoch, floored at lr_min (ame_kpn.md section 3.2)."""
+    return max(cfg.lr * cfg.lr_decay ** (step // cfg.epoch_steps), cfg.lr_min)
+
+
+# --------------------------------------------------------------------------- data
+class _StepSampler(Sampler[list[int]]):
+    """Yields, for steps ``start .. stop-1``, this rank's slice of the global batch indices."""
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int, world: int) -> None:
+        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch, rank, world
+        self.local = batch // world
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            base = step * self.batch + self.rank * self.local
+            yield list(range(base, base + self.local))
+
+    def __len__(self) -> int:
+        return max(self.stop - self.start, 0)
+
+
+def make_train_dataset(cfg: TrainConfig) -> Dataset:
+    return SyntheticBurstDataset(
+        cfg.data,
+        patch_size=cfg.patch_size,
+        num_frames=cfg.num_frames,
+        length=max(cfg.steps, 1) * cfg.batch_size,
+        seed=cfg.seed,
+        channels=cfg.channels,
+    )
+
+
+def make_val_set(cfg: TrainConfig) -> list[dict]:
+    """A small fixed validation set: ``val_bursts`` bursts from the validation photos, cycling
+    through Gain 1-4, seeded independently of the training seed."""
+    refs = list_images(cfg.val_data)
+    images = [match_channels(load_linear(r), 3) for r in refs]
+    out = []
+    for i in range(cfg.val_bursts):
+        level = VAL_LEVELS[i % len(VAL_LEVELS)]
+        g = torch.Generator().manual_seed(10_000 + i)
+        burst = synthesize_burst(
+            images[(i // len(VAL_LEVELS)) % len(images)],
+            g,
+            num_frames=cfg.num_frames,
+            patch_size=cfg.val_patch,
+            noise=level,
+        )
+        out.append(
+            {
+                "level": level,
+                "noisy": burst.noisy,
+                "noise_map": burst.noise_map,
+                "clean": burst.clean,
+            }
+        )
+    return out
+
+
+@torch.no_grad()
+def validate(model, val_set: list[dict], precision: str, device: torch.device) -> dict:
+    model.eval()
+    per_level: dict[str, list[float]] = {}
+    losses = []
+    for item in val_set:
+        with autocast(device, precision):
+            out = model(item["noisy"].to(device), item["noise_map"].to(device))
+        clean = item["clean"].to(device)
+        losses.append(float(basic_loss(out.image.float(), clean)["loss"]))
+        per_level.setdefault(item["level"], []).append(float(psnr(out.image, clean).mean()))
+    model.train()
+    res = {f"val_psnr_{k}": sum(v) / len(v) for k, v in per_level.items()}
+    res["val_psnr"] = sum(res.values()) / len(res)
+    res["val_loss"] = sum(losses) / len(losses)
+    return res
+
+
+# --------------------------------------------------------------------------- state files
+def _optim_path(ckpt: Path) -> Path:
+    return ckpt.with_name(ckpt.name.replace(".safetensors", ".optim.safetensors"))
+
+
+def save_state(path: Path, model, optimizer, step: int, best: float, card: dict) -> None:
+    """Model checkpoint plus a safetensors file with Adam's state, both atomic."""
+    from safetensors.torch import save
+
+    save_model(model, path, **card)
+    tensors = {}
+    for pid, st in optimizer.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+    meta = {
+        "step": str(step),
+        "best": repr(best),
+        "param_groups": json.dumps(optimizer.state_dict()["param_groups"]),
+    }
+    atomic_write_bytes(_optim_path(path), save(tensors, metadata=meta))
+
+
+def load_state(path: Path, model, optimizer) -> tuple[int, float]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    loaded = load_model(path)
+    model.load_state_dict(loaded.state_dict())
+    opath = _optim_path(path)
+    with safe_open(str(opath), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(opath))
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"]), float(meta["best"])
+
+
+def read_config(run: Path) -> TrainConfig:
+    import yaml
+
+    path = run / "config.yaml"
+    if not path.is_file():
+        raise InputError(f"'{run}' is not a run folder (no config.yaml)")
+    return TrainConfig.from_dict(yaml.safe_load(path.read_text()) or {})
+
+
+def write_config(run: Path, cfg: TrainConfig) -> None:
+    import yaml
+
+    atomic_write_bytes(run / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg)).encode())
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+
+# --------------------------------------------------------------------------- loop
+def _dist_info() -> tuple[int, int]:
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return 0, 1
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train (or resume) a run in ``out``; returns the last logged metrics. ``stop_after``
+    ends the process after that many steps of this call (for tests and chunked runs)."""
+    tune_allocator()
+    cfg.validate()
+    rank, world = _dist_info()
+    distributed = world > 1
+    device = (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if (torch.cuda.is_available())
+        else torch.device("cpu")
+    )
+    if distributed:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if cfg.batch_size % world:
+            raise InputError(f"batch size {cfg.batch_size} is not divisible by {world} ranks")
+    run = Path(out)
+    is_main = rank == 0
+    if is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            if (run / "last.safetensors").exists():
+                raise InputError(f"run folder '{run}' already holds a run (use --resume)")
+            write_config(run, cfg)
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, cfg.size, **cfg.model_kwargs)
+    model = prepare_model(model, device, cfg.precision).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, best = 0, -math.inf
+    if resume and (run / "last.safetensors").exists():
+        step, best = load_state(run / "last.safetensors", model, optimizer)
+        if is_main:
+            _trim_metrics(run / "metrics.jsonl", step)
+    net = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
+
+    dataset = make_train_dataset(cfg)
+    stop = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=_StepSampler(step, stop, cfg.batch_size, rank, world),
+        num_workers=cfg.workers,
+        persistent_workers=False,
+    )
+    val_set = make_val_set(cfg) if is_main and cfg.val_every > 0 else []
+    card = {
+        "run": run.name,
+        "config": dataclasses.asdict(cfg),
+        "parameters": count_parameters(model),
+    }
+    log: dict = {}
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train {cfg.model}",
+        unit="step",
+        disable=not (progress and is_main),
+    )
+    t_last, n_since = time.perf_counter(), 0
+    metrics_path = run / "metrics.jsonl"
+    for batch in loader:
+        lr = learning_rate(cfg, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        noisy, nmap, clean = (batch[k].to(device) for k in ("noisy", "noise_map", "clean"))
+        with autocast(device, cfg.precision):
+            output = net(noisy, nmap)
+        terms = annealed_loss(
+            output.image,
+            output.frames,
+            clean,
+            step,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            grad_weight=cfg.grad_weight,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        step += 1
+        n_since += noisy.shape[0] * world
+        bar.update(1)
+        loss_value = float(terms["loss"].detach())
+        if not math.isfinite(loss_value):
+            raise RuntimeError(f"loss became {loss_value} at step {step}")
+        if is_main and (step % cfg.log_every == 0 or step == stop):
+            now = time.perf_counter()
+            log = {"step": step, "lr": lr, "images_per_s": n_since / max(now - t_last, 1e-9)}
+            log.update({k: float(v.detach()) for k, v in terms.items()})
+            t_last, n_since = now, 0
+            if cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps):
+                log.update(validate(model, val_set, cfg.precision, device))
+                if log["val_psnr"] > best:
+                    best = log["val_psnr"]
+                    save_model(model, run / "best.safetensors", **card, step=step, val=log)
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(log) + "\n")
+            bar.set_postfix(loss=f"{log['loss']:.4f}", lr=f"{lr:.1e}")
+        if is_main and (step % cfg.ckpt_every == 0 or step == stop):
+            save_state(
+                run / "last.safetensors", model, optimizer, step, best, {**card, "step": step}
+            )
+            plot_metrics(run)
+    bar.close()
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return log
+
+
+def plot_metrics(run: Path) -> Path | None:
+    """``loss.png``: training loss (and its basic term) and validation PSNR per step."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [r["step"] for r in rows]
+    a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 8)", lw=0.8)
+    a.semilogy(steps, [r["basic"] for r in rows], label="basic (eq. 7)", lw=0.8)
+    a.set_xlabel("step")
+    a.set_title("training loss")
+    a.legend()
+    val = [r for r in rows if "val_psnr" in r]
+    for key in ["val_psnr"] + [f"val_psnr_{lv}" for lv in VAL_LEVELS]:
+        pts = [(r["step"], r[key]) for r in val if key in r]
+        if pts:
+            b.plot(
+                *zip(*pts, strict=True),
+                marker="o",
+                ms=3,
+                label=key.replace("val_psnr_", "").replace("val_psnr", "mean"),
+            )
+    b.set_xlabel("step")
+    b.set_ylabel("PSNR (dB)")
+    b.set_title("validation")
+    if val:
+        b.legend()
+    fig.tight_layout()
+    tmp = run / ".loss.png.tmp.png"
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, run / "loss.png")
+    return run / "loss.png"

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from burstkpn.errors import InputError
+from burstkpn.models import TABLE2_CONFIGS, count_parameters, create_model
+from burstkpn.models.blocks import ChannelAttention, SpatialAttention
+from tests.conftest import gen
+
+
+def _burst(shape, seed=0):
+    g = gen(seed)
+    burst = torch.rand(shape, generator=g)
+    b, n, c, h, w = shape
+    return burst, 0.02 + 0.05 * torch.rand(b, c, h, w, generator=g)
+
+
+@pytest.mark.parametrize("model_id", sorted(TABLE2_CONFIGS))
+@pytest.mark.parametrize("shape", [(2, 8, 1, 64, 64), (1, 8, 3, 67, 93)])
+def test_table2_configs_forward_backward(model_id, shape):
+    torch.manual_seed(0)
+    model = create_model("ame_kpn", "cpu", **TABLE2_CONFIGS[model_id])
+    burst, nmap = _burst(shape)
+    out = model(burst, nmap, return_aux=True)
+    b, n, c, h, w = shape
+    assert out.image.shape == (b, c, h, w) and out.frames.shape == shape
+    assert torch.allclose(out.image, out.frames.mean(1))
+    aux = out.aux
+    assert aux["kernels"].shape == (b, n, c, 25, h, w)
+    if TABLE2_CONFIGS[model_id]["residual"]:  # eq. (4)
+        merged = aux["weights"] * aux["filtered"] + (1 - aux["weights"]) * aux["residuals"]
+        assert torch.allclose(out.frames, merged, atol=1e-6)
+        assert 0 < aux["weights"].min() and aux["weights"].max() < 1
+    else:
+        assert torch.allclose(out.frames, aux["filtered"])
+    out.image.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_parameter_counts_follow_the_switches():
+    counts = {
+        i: count_parameters(create_model("ame_kpn", **cfg)) for i, cfg in TABLE2_CONFIGS.items()
+    }
+    m1 = create_model("ame_kpn", **TABLE2_CONFIGS[6])
+    decoder = m1.backbone.decoder
+    ca = sum(count_parameters(blk.ca) for blk in decoder)
+    sa = sum(count_parameters(blk.sa) for blk in decoder)
+    assert ca > 0 and sa == len(decoder) * (2 * 49 + 1)
+    f, n = m1.backbone.out_channels, 8
+    residual = n * (f * 9 + 1) + n * (f * 9 + 1)  # N extra M_kr channels + the M_w branch
+    assert counts[2] - counts[1] == ca
+    assert counts[3] - counts[1] == sa
+    assert counts[4] - counts[1] == ca + sa
+    assert counts[5] - counts[1] == residual
+    assert counts[6] - counts[1] == ca + sa + residual
+    assert count_parameters(create_model("kpn")) == counts[1]  # Model 1 is the original KPN
+
+
+def test_attention_sits_in_every_decoder_block():
+    model = create_model("ame_kpn")
+    for blk in model.backbone.decoder:
+        assert isinstance(blk.ca, ChannelAttention) and isinstance(blk.sa, SpatialAttention)
+    assert not any(isinstance(m, ChannelAttention) for m in model.backbone.encoder.modules())
+
+
+def test_colour_channels_go_through_the_same_network_independently():
+    torch.manual_seed(1)
+    model = create_model("ame_kpn").eval()
+    burst, nmap = _burst((1, 8, 3, 40, 48), seed=1)
+    with torch.no_grad():
+        full = model(burst, nmap).image
+        for ch in range(3):
+            single = model(burst[:, :, ch : ch + 1], nmap[:, ch : ch + 1]).image
+            assert torch.allclose(full[:, ch : ch + 1], single, atol=1e-5)
+
+
+def test_kpn_variants():
+    burst, nmap = _burst((1, 8, 1, 33, 35))
+    big = create_model("kpn", kernel_size=21)
+    assert big(burst, nmap).frames.shape == (1, 8, 1, 33, 35)
+    blind = create_model("kpn", blind=True)
+    assert blind(burst).image.shape == (1, 1, 33, 35)
+    one = create_model("kpn", num_frames=1)
+    out = one(burst, nmap)
+    assert out.frames.shape == (1, 1, 1, 33, 35)
+    direct = create_model("kpn", direct=True)
+    out = direct(burst, nmap)
+    assert out.frames is None and out.image.shape == (1, 1, 33, 35)
+    mk = create_model("mkpn")
+    assert mk.taps == 1 + 9 + 25 + 49 + 81
+    assert mk(burst, nmap, return_aux=True).aux["kernels"].shape[3] == 81  # fused 9x9
+
+
+def test_untrained_model_starts_near_the_burst_mean():
+    model = create_model("kpn").eval()
+    burst, nmap = _burst((1, 8, 1, 32, 32))
+    with torch.no_grad():
+        out = model(burst, nmap).image
+    assert (out - burst.mean(1)).abs().mean() < 0.2
+
+
+def test_bad_inputs():
+    model = create_model("kpn")
+    burst, nmap = _burst((1, 8, 1, 16, 16))
+    with pytest.raises(InputError, match="8 frames"):
+        model(burst[:, :5], nmap)
+    with pytest.raises(InputError, match="noise map"):
+        model(burst)
+    with pytest.raises(InputError, match="expected a burst"):
+        model(burst[0], nmap)
+    with pytest.raises(InputError, match="unknown model"):
+        create_model("nope")
+    with pytest.raises(InputError, match="unknown model size"):
+        create_model("kpn", "huge")
+    with pytest.raises(InputError, match="bad arguments"):
+        create_model("kpn", colour=True)
+
+
+def test_bfloat16_autocast_and_channels_last_close_to_float32():
+    torch.manual_seed(2)
+    model = create_model("ame_kpn").eval()
+    burst, nmap = _burst((1, 8, 3, 48, 48), seed=2)
+    with torch.no_grad():
+        ref = model(burst, nmap).image
+        model = model.to(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(burst, nmap).image
+    assert fast.dtype == torch.float32
+    assert (fast - ref).abs().mean() < 5e-3
+
+
+def test_paper_size_has_published_widths():
+    model = create_model("ame_kpn", "paper")
+    widths = [blk[0].out_channels for blk in model.backbone.encoder]
+    assert widths == [64, 128, 256, 512, 512]

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from burstkpn.cli import main
+from burstkpn.errors import InputError
+from burstkpn.train import TrainConfig, learning_rate, train
+
+TINY = [
+    "--model",
+    "ame_kpn",
+    "--size",
+    "tiny",
+    "--batch-size",
+    "4",
+    "--patch-size",
+    "24",
+    "--val-every",
+    "0",
+    "--precision",
+    "fp32",
+    "--seed",
+    "3",
+    "--quiet",
+]
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "burstkpn.cli", "train", *args]
+
+
+def _weights(run):
+    return load_file(run / "last.safetensors")
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(epoch_steps=100)
+    assert learning_rate(cfg, 0) == learning_rate(cfg, 99) == 1e-4
+    assert abs(learning_rate(cfg, 100) - 1e-4 * 10**-0.05) < 1e-15
+    assert learning_rate(cfg, 10**6) == 5e-6
+
+
+def test_run_folder_and_bad_options(tmp_path, photo_folder):
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        model="kpn",
+        size="tiny",
+        data=str(photo_folder),
+        steps=4,
+        batch_size=2,
+        patch_size=24,
+        val_every=2,
+        val_bursts=4,
+        val_patch=48,
+        log_every=1,
+        ckpt_every=2,
+        precision="bf16",
+    )
+    log = train(cfg, run, progress=False)
+    assert log["step"] == 4 and "val_psnr_gain4" in log
+    names = {p.name for p in run.iterdir()}
+    assert {
+        "config.yaml",
+        "metrics.jsonl",
+        "last.safetensors",
+        "last.optim.safetensors",
+        "best.safetensors",
+        "loss.png",
+    } <= names
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    for key in ("loss", "basic", "l2", "grad", "frames", "anneal_weight", "lr", "images_per_s"):
+        assert key in rows[0]
+    with pytest.raises(InputError, match="already holds a run"):
+        train(cfg, run, progress=False)
+    with pytest.raises(InputError, match="unknown training option"):
+        TrainConfig.from_dict({"stepz": 3})
+    assert (
+        main(["train", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")]) == 2
+    )
+
+
+def test_sigkill_and_resume_matches_uninterrupted(tmp_path, photo_folder):
+    from safetensors import safe_open
+
+    common = [*TINY, "--data", str(photo_folder), "--steps", "30", "--ckpt-every", "2"]
+    ref = tmp_path / "ref"
+    subprocess.run(_cli(*common, "--out", str(ref)), check=True)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli(*common, "--out", str(run)))
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "last.optim.safetensors").exists():
+        time.sleep(0.02)  # kill it as soon as a mid-run checkpoint exists
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    with safe_open(str(run / "last.optim.safetensors"), framework="pt") as f:
+        killed_at = int(f.metadata()["step"])
+    assert killed_at < 30, "the run finished before it could be killed"
+    subprocess.run(_cli("--resume", str(run), "--quiet"), check=True)
+    a, b = _weights(ref), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_matches_single_process(tmp_path, photo_folder):
+    common = [*TINY, "--data", str(photo_folder), "--steps", "3", "--ckpt-every", "3"]
+    single = tmp_path / "single"
+    subprocess.run(_cli(*common, "--out", str(single)), check=True)
+    ddp = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "burstkpn.cli",
+        "train",
+        *common,
+        "--out",
+        str(ddp),
+    ]
+    subprocess.run(cmd, check=True, env=env, timeout=300)
+    a, b = _weights(single), _weights(ddp)
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff < 1e-5, diff
