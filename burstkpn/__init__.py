@@ -3,4 +3,20 @@
 from burstkpn.errors import InputError
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "__version__"]
+__all__ = [
+    "InputError",
+    "__version__",
+    "create_model",
+    "load_model",
+    "load_pretrained",
+    "save_model",
+]
+
+
+def __getattr__(name: str):
+    # the model API is imported lazily so that `import burstkpn` stays light
+    if name in ("create_model", "load_model", "load_pretrained", "save_model"):
+        from burstkpn import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'burstkpn' has no attribute {name!r}")

@@ -115,9 +115,18 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             raise InputError(f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21)")
     if args.precision not in ("bf16", "fp32"):
         raise InputError(f"precision must be bf16 or fp32, got '{args.precision}'")
-    rows = run_speed(
-        models, args.size, args.height, args.width, args.precision, args.repeat, args.tile
-    )
+    rows = []
+    for size in args.size.split(","):
+        rows += run_speed(
+            models,
+            size,
+            args.height,
+            args.width,
+            args.precision,
+            args.repeat,
+            args.tile,
+            measure=not args.cost_only,
+        )
     print(format_table(rows))
     if args.json:
         from burstkpn.data.files import atomic_write_bytes
@@ -265,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = bench.add_parser("speed", help="parameters, GMAC/MP, MP/s and peak memory per model")
     p.add_argument("--models", default="kpn,kpn21,mkpn,ame_kpn", help="comma-separated names")
-    p.add_argument("--size", default="cpu", choices=("cpu", "paper"))
+    p.add_argument("--size", default="cpu", help="cpu, paper or both as cpu,paper")
+    p.add_argument("--cost-only", action="store_true", help="parameters and GMAC/MP only")
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")

@@ -81,12 +81,30 @@ def _worker(args: argparse.Namespace) -> dict:
 
 
 def run_speed(
-    models=DEFAULT_MODELS, size="cpu", height=512, width=512, precision="bf16", repeat=3, tile=0
+    models=DEFAULT_MODELS,
+    size="cpu",
+    height=512,
+    width=512,
+    precision="bf16",
+    repeat=3,
+    tile=0,
+    measure: bool = True,
 ) -> list[dict]:
+    """One row per model: parameters and GMAC/MP, and (``measure``) time and peak memory."""
     rows = []
     for spec in models:
         name, kw = model_spec(spec)
         model = create_model(name, size, **kw).eval()
+        if not measure:
+            rows.append(
+                {
+                    "model": spec,
+                    "size": size,
+                    "params": count_parameters(model),
+                    "gmac_per_mp": gmac_per_megapixel(model),
+                }
+            )
+            continue
         cmd = [
             sys.executable,
             "-m",
@@ -124,6 +142,16 @@ def format_table(rows: list[dict]) -> str:
         "| model | size | parameters | GMAC/MP | precision | input | s / burst | MP/s | peak RSS |"
     )
     lines = [head, "|" + "---|" * 9]
+    if rows and "seconds" not in rows[0] and "error" not in rows[0]:
+        lines = [
+            "| model | size | parameters | GMAC per colour megapixel (8 frames) |",
+            "|---|---|---|---|",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['model']} | {r['size']} | {r['params']:,} | {r['gmac_per_mp']:.0f} |"
+            )
+        return "\n".join(lines)
     for r in rows:
         if "error" in r:
             lines.append(
