@@ -14,6 +14,19 @@ from pathlib import Path
 
 from burstkpn.errors import InputError
 
+DEFAULT_BENCH_METHODS = (
+    "reference",
+    "average",
+    "oracle_average",
+    "nlm",
+    "nlm_multi",
+    "bm3d",
+    "align_bm3d",
+    "kpn",
+    "mkpn",
+    "ame_kpn",
+)
+
 
 # --------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -132,6 +145,45 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         from burstkpn.data.files import atomic_write_bytes
 
         atomic_write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
+    return 0
+
+
+def cmd_bench_quality(args: argparse.Namespace) -> int:
+    from burstkpn.bench.quality import markdown_table, run_quality
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    command = (
+        "burstkpn bench quality " + " ".join(sys.argv[3:])
+        if args.command_text is None
+        else (args.command_text)
+    )
+    summary = run_quality(
+        args.testset,
+        methods,
+        args.out,
+        limit=args.limit,
+        force=args.force,
+        progress=not args.quiet,
+        command=command,
+    )
+    print(markdown_table(summary))
+    print(f"wrote results.csv, results.json, report.md and report.html to {args.out}/")
+    return 0
+
+
+def cmd_bench_ablation(args: argparse.Namespace) -> int:
+    from burstkpn.bench.quality import run_ablation
+    from burstkpn.models.factory import weights_dir
+
+    folder = args.checkpoints or weights_dir() / "ablation"
+    table, scores = run_ablation(args.testset, folder, limit=args.limit, progress=not args.quiet)
+    print(table)
+    missing = [i for i, v in scores.items() if v is None]
+    if missing:
+        print(
+            f"missing checkpoints in {folder}: "
+            + ", ".join(f"ame_kpn_model{i}.safetensors" for i in missing)
+        )
     return 0
 
 
@@ -272,6 +324,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench", required=True, metavar="BENCH"
     )
+    p = bench.add_parser("quality", help="PSNR / SSIM per noise level of methods on a test set")
+    p.add_argument("--testset", required=True, help="folder written by make-testset")
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_BENCH_METHODS),
+        help="comma-separated: classical names, model names or .safetensors paths",
+    )
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--limit", type=int, help="only the first N images (all their levels)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--command-text", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_bench_quality)
+
+    p = bench.add_parser("ablation", help="ame_kpn.md Table 2 from the six checkpoints")
+    p.add_argument("--testset", required=True)
+    p.add_argument("--checkpoints", help="folder with ame_kpn_model{1..6}.safetensors")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench_ablation)
+
     p = bench.add_parser("speed", help="parameters, GMAC/MP, MP/s and peak memory per model")
     p.add_argument("--models", default="kpn,kpn21,mkpn,ame_kpn", help="comma-separated names")
     p.add_argument("--size", default="cpu", help="cpu, paper or both as cpu,paper")
