@@ -226,7 +226,12 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
     if name.endswith(".safetensors"):
         return model_method(load_model(name)), f"checkpoint {name}"
     if name in list_models():
-        return model_method(load_pretrained(name)), "shipped weights"
+        try:
+            model = load_pretrained(name)
+        except InputError as exc:
+            return None, f"skipped: {exc}"
+        steps = model.card.get("step", "?")
+        return model_method(model), f"shipped weights ({steps} training steps)"
     raise InputError(
         f"unknown method '{name}' (classical: {', '.join(CLASSICAL)}; models: "
         f"{', '.join(list_models())}; or a .safetensors checkpoint)"
