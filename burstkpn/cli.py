@@ -251,6 +251,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_weights(args: argparse.Namespace) -> int:
+    from burstkpn.models.factory import weights_dir
+    from burstkpn.train import export_weights
+
+    card = export_weights(
+        args.run,
+        args.name,
+        args.out_dir or weights_dir(),
+        testset=args.testset,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    print(
+        json.dumps(
+            {k: card[k] for k in ("name", "steps", "training_hours")}
+            | {"evaluation": card.get("evaluation", {}).get("per_level")}
+        )
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from burstkpn import __version__
@@ -320,6 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, help="stop this process after N steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export-weights", help="copy a run's weights + a card into the package")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--name", required=True, help="weights name, e.g. ame_kpn")
+    p.add_argument("--out-dir", help="default: burstkpn/weights/")
+    p.add_argument("--testset", help="evaluate on this test set for the card")
+    p.add_argument("--limit", type=int, help="only the first N images of the test set")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_export_weights)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
         dest="bench", required=True, metavar="BENCH"
