@@ -1,0 +1,94 @@
+"""Estimating the shot / read noise parameters of a noisy image or burst (``--noise auto``).
+
+Model: variance ``sigma_r^2 + sigma_s * y`` (:mod:`burstkpn.data.noise`). Method (a simplified
+version of Foi et al.'s clipped Poisson-Gaussian fitting):
+
+1. A high-pass residual, the diagonal second difference of 2x2 neighbourhoods (Haar HH),
+   removes most of the signal (it is blind to linear ramps); for white noise its variance is
+   the noise variance.
+2. The image is cut into 8x8 blocks; each gives the mean intensity of the smoothed image and the
+   variance of its residual.
+3. Blocks are grouped into intensity bins (equal counts); in each bin the 10th percentile of the
+   block variances is taken (textured blocks have larger variances; the low percentile keeps the
+   flat ones) and divided by the expected 10th percentile of a sample variance of 64 values
+   (chi-square, about 0.78).
+4. ``sigma_r^2`` and ``sigma_s`` are the non-negative least-squares line through the
+   (intensity, variance) points.
+
+All frames of a burst contribute blocks. Accuracy on synthetic bursts is tested per gain.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BLOCK = 8
+_RESIDUAL_GAIN = 1.0  # variance of the Haar HH residual on white noise
+
+
+def _chi2_quantile_factor(q: float, dof: int) -> float:
+    """Approximate q-quantile of chi2(dof) / dof (Wilson-Hilferty)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(q)
+    a = 2.0 / (9.0 * dof)
+    return (1 - a + z * math.sqrt(a)) ** 3
+
+
+def block_statistics(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per 8x8 block of every plane of ``x`` (``(..., H, W)``): smoothed mean and residual
+    variance (already divided by the residual's noise gain)."""
+    planes = x.reshape(-1, 1, *x.shape[-2:]).double()
+    smooth = F.avg_pool2d(planes, 2, stride=1)
+    # diagonal second difference (Haar HH): unit gain on white noise, blind to linear ramps
+    resid = (
+        planes[..., :-1, :-1] - planes[..., 1:, :-1] - planes[..., :-1, 1:] + planes[..., 1:, 1:]
+    ) / 2
+    h, w = resid.shape[-2:]
+    hb, wb = h // BLOCK * BLOCK, w // BLOCK * BLOCK
+    if hb == 0 or wb == 0:
+        raise ValueError("image too small to estimate noise")
+
+    def blocks(t: torch.Tensor) -> torch.Tensor:
+        t = (
+            t[..., 1 : hb - 1, 1 : wb - 1]
+            if hb > 2 * BLOCK and wb > 2 * BLOCK
+            else t[..., :hb, :wb]
+        )
+        hh, ww = t.shape[-2] // BLOCK * BLOCK, t.shape[-1] // BLOCK * BLOCK
+        t = t[..., :hh, :ww]
+        return t.reshape(t.shape[0], hh // BLOCK, BLOCK, ww // BLOCK, BLOCK).permute(0, 1, 3, 2, 4)
+
+    mean = blocks(smooth).flatten(-2).mean(-1).flatten()
+    var = blocks(resid).flatten(-2).var(-1, unbiased=True).flatten() / _RESIDUAL_GAIN
+    return mean.numpy(), var.numpy()
+
+
+def estimate_noise_params(
+    x: torch.Tensor, *, bins: int = 16, quantile: float = 0.1
+) -> tuple[float, float]:
+    """``(sigma_r, sigma_s)`` from a noisy linear image ``(C, H, W)`` or burst ``(N, C, H, W)``."""
+    mean, var = block_statistics(x)
+    keep = (mean > 0.002) & (mean < 0.98)  # avoid the clipped ends
+    mean, var = mean[keep], var[keep]
+    if mean.size < bins * 4:
+        raise ValueError("not enough flat image area to estimate noise")
+    order = np.argsort(mean)
+    factor = _chi2_quantile_factor(quantile, BLOCK * BLOCK - 1)
+    xs, ys = [], []
+    for chunk in np.array_split(order, bins):
+        xs.append(float(np.median(mean[chunk])))
+        ys.append(float(np.quantile(var[chunk], quantile)) / factor)
+    xs_a, ys_a = np.array(xs), np.array(ys)
+    # non-negative least squares for var = a + b * y (two unknowns: try the constrained cases)
+    design = np.stack([np.ones_like(xs_a), xs_a], axis=1)
+    (a, b), *_ = np.linalg.lstsq(design, ys_a, rcond=None)
+    if a < 0:
+        a, b = 0.0, max(float(np.dot(xs_a, ys_a) / np.dot(xs_a, xs_a)), 0.0)
+    elif b < 0:
+        a, b = max(float(ys_a.mean()), 0.0), 0.0
+    return math.sqrt(max(a, 0.0)), max(float(b), 0.0)
