@@ -7,6 +7,7 @@ __all__ = [
     "InputError",
     "__version__",
     "create_model",
+    "denoise",
     "load_model",
     "load_pretrained",
     "save_model",
@@ -19,4 +20,8 @@ def __getattr__(name: str):
         from burstkpn import models
 
         return getattr(models, name)
+    if name == "denoise":
+        from burstkpn.denoising import denoise
+
+        return denoise
     raise AttributeError(f"module 'burstkpn' has no attribute {name!r}")

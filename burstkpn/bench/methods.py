@@ -153,26 +153,11 @@ def bm3d_reference(item) -> torch.Tensor:
     return _chw(_bm3d_gat(_hwc(item.noisy[0, 0]), sr, ss))
 
 
-def align_frames(frames: torch.Tensor) -> torch.Tensor:
-    """Align every frame ``(N, C, H, W)`` to frame 0: phase correlation with sub-pixel
-    refinement, cubic-spline shift. Returns the aligned frames."""
-    from scipy.ndimage import shift as nd_shift
-    from skimage.registration import phase_cross_correlation
-
-    arr = frames.double().cpu().numpy()
-    ref = arr[0].mean(0)
-    out = [arr[0]]
-    for i in range(1, arr.shape[0]):
-        shift, _, _ = phase_cross_correlation(
-            ref, arr[i].mean(0), upsample_factor=20, normalization=None
-        )
-        out.append(np.stack([nd_shift(p, shift, order=3, mode="reflect") for p in arr[i]]))
-    return torch.from_numpy(np.stack(out))
-
-
 def align_bm3d(item) -> torch.Tensor:
     sr, ss = _noise(item)
     n = item.noisy.shape[1]
+    from burstkpn.ops.align import align_frames
+
     mean = align_frames(item.noisy[0]).mean(0)
     return _chw(_bm3d_gat(_hwc(mean), sr / math.sqrt(n), ss / n))
 

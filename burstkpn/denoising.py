@@ -1,0 +1,152 @@
+"""The main job: denoise a real burst of photos with a shipped (or any) model.
+
+``denoise(frames, model="ame_kpn", noise="auto")`` takes image files / a folder / an array
+stack, works in linear light (inputs are sRGB-encoded unless ``linear=True``), estimates the
+noise (:mod:`burstkpn.data.estimate`) unless it is given, pre-aligns the frames globally when
+they moved more than the kernels reach (:mod:`burstkpn.ops.align`), runs the model tile by tile
+in bounded memory (:func:`burstkpn.models.tiling.tiled_forward`) and returns the image encoded
+back.
+
+Burst length: the models are built for 8 frames. Longer bursts use the reference and the 7
+frames after it; shorter ones (at least 2 frames) repeat their frames cyclically to fill 8
+slots (a repeated frame adds no information but keeps the input distribution the model knows).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from burstkpn.data.estimate import estimate_noise_params
+from burstkpn.data.images import (
+    image_to_tensor,
+    linear_to_srgb,
+    list_images,
+    read_image,
+    srgb_to_linear,
+)
+from burstkpn.data.noise import estimate_noise_map, parse_noise
+from burstkpn.errors import InputError
+
+ALIGN_THRESHOLD = 2.0  # px: global motion above this is removed before the model
+
+
+@dataclass
+class DenoiseResult:
+    """``image``: ``(C, H, W)`` float in [0, 1], encoded like the input (sRGB unless linear);
+    ``sigma_r`` / ``sigma_s``: the noise used; ``shifts``: the global alignment applied."""
+
+    image: torch.Tensor
+    sigma_r: float
+    sigma_s: float
+    shifts: np.ndarray
+    bit_depth: int
+
+
+def load_frames(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+) -> tuple[torch.Tensor, int]:
+    """Image files or a folder -> ``(N, C, H, W)`` float in [0, 1] (as stored) and the bit
+    depth (8 or 16). One-line errors for missing / unreadable files, mixed sizes or channels, and
+    single frames."""
+    refs = list_images(list(inputs) if isinstance(inputs, (list, tuple)) else inputs)
+    if len(refs) < 2:
+        raise InputError(f"a burst needs at least 2 frames, got {len(refs)} ({refs[0]})")
+    arrays = [read_image(r) for r in refs]
+    first = arrays[0]
+    for ref, arr in zip(refs, arrays, strict=True):
+        if arr.shape != first.shape:
+            raise InputError(
+                f"frames differ in size: '{refs[0]}' is {first.shape[1]}x{first.shape[0]}x"
+                f"{first.shape[2]}, '{ref}' is {arr.shape[1]}x{arr.shape[0]}x{arr.shape[2]}"
+            )
+    bits = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
+    return torch.stack([image_to_tensor(a) for a in arrays]), bits
+
+
+def _fit_length(frames: torch.Tensor, n: int) -> torch.Tensor:
+    if frames.shape[0] >= n:
+        return frames[:n]
+    reps = [frames[i % frames.shape[0]] for i in range(n)]
+    return torch.stack(reps)
+
+
+@torch.no_grad()
+def denoise_burst(
+    frames: torch.Tensor,
+    model: torch.nn.Module,
+    *,
+    noise: str | tuple[float, float] = "auto",
+    reference: int = 0,
+    align: str = "auto",
+    linear: bool = False,
+    tile: int = 512,
+    precision: str = "bf16",
+    progress: bool = False,
+) -> DenoiseResult:
+    """Denoise ``frames`` ``(N, C, H, W)`` in [0, 1] (sRGB-encoded unless ``linear``)."""
+    from burstkpn.models.tiling import tiled_forward
+    from burstkpn.ops.align import apply_shifts, estimate_shifts
+    from burstkpn.runtime import autocast, prepare_model
+
+    if frames.ndim != 4 or frames.shape[0] < 2:
+        raise InputError(f"expected a burst (N >= 2, C, H, W), got shape {tuple(frames.shape)}")
+    if not torch.isfinite(frames).all():
+        raise InputError("the burst contains NaN or Inf values")
+    if not 0 <= reference < frames.shape[0]:
+        raise InputError(
+            f"--reference {reference} is outside the burst of {frames.shape[0]} frames"
+        )
+    order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
+    burst = frames[order].float()
+    burst = burst if linear else srgb_to_linear(burst)
+    if noise == "auto":
+        sigma_r, sigma_s = estimate_noise_params(burst)
+    else:
+        level = parse_noise(noise) if isinstance(noise, str) else None
+        sigma_r, sigma_s = (level.sigma_r, level.sigma_s) if level else noise
+    shifts = np.zeros((burst.shape[0], 2))
+    if align not in ("auto", "on", "off"):
+        raise InputError(f"align must be auto, on or off, got '{align}'")
+    if align != "off":
+        est = estimate_shifts(burst)
+        if align == "on" or np.abs(est).max() > ALIGN_THRESHOLD:
+            shifts = est
+            burst = apply_shifts(burst, shifts).float()
+    n_model = getattr(model, "num_frames", 8)
+    burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
+    nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
+    model = prepare_model(model.eval(), "cpu", precision)
+    with autocast("cpu", precision):
+        out = tiled_forward(model, burst, nmap, tile=tile, progress=progress)[0]
+    image = out if linear else linear_to_srgb(out)
+    return DenoiseResult(image.clamp(0, 1), float(sigma_r), float(sigma_s), shifts, 8)
+
+
+def denoise(
+    frames,
+    model: str | torch.nn.Module = "ame_kpn",
+    noise: str | tuple[float, float] = "auto",
+    **kwargs,
+) -> np.ndarray:
+    """Python API: ``frames`` (a folder, a list of image files, or an array ``(N, H, W, C)`` in
+    [0, 1]) -> the denoised reference as an ``(H, W, C)`` float array in [0, 1], encoded like
+    the input. ``model``: a shipped name, a checkpoint path or a model."""
+    from burstkpn.models import load_model, load_pretrained
+
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4:
+            raise InputError(f"expected frames (N, H, W, C), got shape {frames.shape}")
+        burst = torch.from_numpy(frames.astype(np.float32)).permute(0, 3, 1, 2)
+    elif isinstance(frames, torch.Tensor):
+        burst = frames.float()
+    else:
+        burst, _ = load_frames(frames)
+    if isinstance(model, str):
+        model = load_model(model) if model.endswith(".safetensors") else load_pretrained(model)
+    result = denoise_burst(burst, model, noise=noise, **kwargs)
+    return result.image.permute(1, 2, 0).numpy()

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import burstkpn
+from burstkpn.cli import main
+from burstkpn.data.images import read_image, write_image
+from burstkpn.denoising import denoise_burst, load_frames
+from burstkpn.errors import InputError
+from burstkpn.models import create_model, save_model
+from burstkpn.ops.align import apply_shifts, estimate_shifts
+from tests.conftest import gen
+
+
+@pytest.fixture
+def tiny_ckpt(tmp_path):
+    torch.manual_seed(0)
+    return save_model(create_model("ame_kpn", "tiny"), tmp_path / "tiny.safetensors")
+
+
+def _frames_folder(tmp_path, bits=8, n=4, size=(40, 52), channels=3):
+    folder = tmp_path / f"burst{bits}"
+    yy, xx = np.mgrid[0 : size[0], 0 : size[1]] / 9.0
+    base = 0.5 + 0.3 * np.sin(xx) * np.cos(yy)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = np.repeat(base[:, :, None], channels, 2) + rng.normal(0, 0.03, (*size, channels))
+        write_image(folder / f"f{i}.png", img.clip(0, 1), bits=bits)
+    return folder
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_cli_round_trip_keeps_bit_depth(tmp_path, tiny_ckpt, bits, capsys):
+    folder = _frames_folder(tmp_path, bits)
+    out = tmp_path / f"out{bits}.png"
+    assert main(["denoise", str(folder), "-o", str(out), "--model", str(tiny_ckpt), "--quiet"]) == 0
+    img = read_image(out)
+    assert img.shape == (40, 52, 3) and img.dtype == (np.uint8 if bits == 8 else np.uint16)
+    assert "denoised 4 frames" in capsys.readouterr().out
+
+
+def test_grayscale_odd_size_and_python_api(tmp_path, tiny_ckpt):
+    folder = _frames_folder(tmp_path, 8, n=3, size=(33, 47), channels=1)
+    out = burstkpn.denoise(folder, model=str(tiny_ckpt), noise="gain2")
+    assert out.shape == (33, 47, 1) and np.isfinite(out).all() and 0 <= out.min() <= out.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        ("single", "at least 2 frames"),
+        ("mixed", "frames differ in size"),
+        ("missing", "no such"),
+        ("empty", "no images"),
+        ("unsupported", "unsupported image format"),
+        ("corrupt", "cannot read image"),
+        ("exists", "exists (use --force"),
+        ("input", "is one of the inputs"),
+    ],
+)
+def test_bad_inputs_one_line_errors(tmp_path, tiny_ckpt, capsys, setup, message):
+    folder = _frames_folder(tmp_path, 8, n=2)
+    out = tmp_path / "out.png"
+    inputs = [str(folder)]
+    if setup == "single":
+        inputs = [str(folder / "f0.png")]
+    elif setup == "mixed":
+        write_image(folder / "f9.png", np.zeros((10, 10, 3)))
+    elif setup == "missing":
+        inputs = [str(tmp_path / "nope")]
+    elif setup == "empty":
+        (tmp_path / "empty").mkdir()
+        inputs = [str(tmp_path / "empty")]
+    elif setup == "unsupported":
+        (tmp_path / "x.gif").write_bytes(b"GIF89a")
+        inputs = [str(folder / "f0.png"), str(tmp_path / "x.gif")]
+    elif setup == "corrupt":
+        (folder / "f1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"broken" * 5)
+    elif setup == "exists":
+        out.write_bytes(b"mine")
+    elif setup == "input":
+        out = folder / "f0.png"
+        inputs = [str(folder / "f0.png"), str(folder / "f1.png")]
+    code = main(["denoise", *inputs, "-o", str(out), "--model", str(tiny_ckpt), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    if setup == "exists":
+        assert out.read_bytes() == b"mine"
+
+
+def test_nan_burst_rejected(tiny_ckpt):
+    from burstkpn.models import load_model
+
+    frames = torch.rand(3, 1, 16, 16)
+    frames[1, 0, 3, 3] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        denoise_burst(frames, load_model(tiny_ckpt), noise="gain1")
+
+
+def test_global_alignment_recovers_shifts():
+    g = gen(0)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(112.0), indexing="ij")
+    scene = 0.5 + 0.2 * torch.sin(xx / 5) * torch.cos(yy / 7) + 0.1 * torch.sin((xx + yy) / 3)
+    true = np.array([[0, 0], [3.25, -5.5], [-7.0, 2.75]])
+    frames = apply_shifts(scene.expand(3, 1, 96, 112).contiguous(), true)
+    frames = frames + 0.01 * torch.randn(frames.shape, generator=g, dtype=frames.dtype)
+    est = estimate_shifts(frames)
+    assert np.abs(est + true).max() < 0.15  # the shift that moves each frame back
+
+
+def test_load_frames_bits(tmp_path):
+    frames, bits = load_frames(_frames_folder(tmp_path, 16, n=2))
+    assert bits == 16 and frames.shape == (2, 3, 40, 52)
