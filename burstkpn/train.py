@@ -197,6 +197,15 @@ def load_state(path: Path, model, optimizer) -> tuple[int, float]:
     loaded = load_model(path)
     model.load_state_dict(loaded.state_dict())
     opath = _optim_path(path)
+    if not opath.is_file():
+        # weights only (e.g. a run continued from committed weights): Adam starts afresh at the
+        # step recorded in the card, so the schedule and the anneal continue; not bit-exact
+        step = int(loaded.card.get("step", 0))
+        print(
+            f"train: no {opath.name}; continuing from the weights at step {step} with a new "
+            "Adam state"
+        )
+        return step, -math.inf
     with safe_open(str(opath), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(opath))

@@ -146,3 +146,16 @@ def test_two_process_ddp_matches_single_process(tmp_path, photo_folder):
     a, b = _weights(single), _weights(ddp)
     diff = max((a[k] - b[k]).abs().max().item() for k in a)
     assert diff < 1e-5, diff
+
+
+def test_resume_from_weights_only(tmp_path, photo_folder):
+    common = [*TINY, "--data", str(photo_folder), "--steps", "6", "--ckpt-every", "3"]
+    run = tmp_path / "run"
+    subprocess.run(_cli(*common, "--out", str(run), "--stop-after", "3"), check=True)
+    (run / "last.optim.safetensors").unlink()  # as committed: config, metrics and weights
+    res = subprocess.run(
+        _cli("--resume", str(run), "--quiet"), check=True, capture_output=True, text=True
+    )
+    assert "continuing from the weights at step 3" in res.stdout
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6
