@@ -295,10 +295,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     import time
 
     from burstkpn.data.images import list_images, write_image
-    from burstkpn.denoising import denoise_burst, load_frames
+    from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_burst, load_frames
 
-    inputs = list_images(args.inputs if len(args.inputs) > 1 else args.inputs[0])
     out = Path(args.output)
+    if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
+        return _denoise_video(args, out)
+    inputs = list_images(args.inputs if len(args.inputs) > 1 else args.inputs[0])
     _check_output(out, inputs, args.force)
     frames, bits = load_frames(inputs)
     model = _load_model_arg(args.model)
@@ -322,6 +324,37 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         f"denoised {len(inputs)} frames with {args.model} in {time.perf_counter() - t0:.1f} s "
         f"(noise sigma_r={result.sigma_r:.4g}, sigma_s={result.sigma_s:.4g}; "
         f"{aligned}) -> {out}"
+    )
+    return 0
+
+
+def _denoise_video(args: argparse.Namespace, out: Path) -> int:
+    import time
+
+    from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_video
+
+    video = Path(args.inputs[0])
+    if out.resolve() == video.resolve():
+        raise InputError(f"output '{out}' is the input; choose another name")
+    if out.exists() and not args.force:
+        raise InputError(f"output '{out}' exists (use --force to overwrite it)")
+    if out.suffix and out.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise InputError(f"video output must be {', '.join(VIDEO_EXTENSIONS)} or a folder name")
+    model = _load_model_arg(args.model)
+    t0 = time.perf_counter()
+    info = denoise_video(
+        video,
+        out,
+        model,
+        noise=args.noise,
+        align=args.align,
+        tile=args.tile,
+        progress=not args.quiet,
+    )
+    print(
+        f"denoised {info['frames']} frames at {info['fps']:.3g} fps with {args.model} in "
+        f"{time.perf_counter() - t0:.1f} s (noise sigma_r={info['sigma_r']:.4g}, "
+        f"sigma_s={info['sigma_s']:.4g}) -> {out}"
     )
     return 0
 
@@ -435,8 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("denoise", help="denoise a burst of photos (the main job)")
-    p.add_argument("inputs", nargs="+", help="a folder of frames or the frame files")
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg)")
+    p.add_argument("inputs", nargs="+", help="a folder of frames, the frame files, or a video")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output image (.png, .tif, .jpg); for a video: .mkv (lossless), .mp4, "
+        "or a folder name for PNG frames",
+    )
     p.add_argument("--model", default="ame_kpn", help="shipped model name or .safetensors file")
     p.add_argument("--reference", type=int, default=0, help="index of the reference frame")
     p.add_argument("--noise", default="auto", help="auto, gain1..gain4, low, high or SR,SS")

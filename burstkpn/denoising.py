@@ -150,3 +150,175 @@ def denoise(
         model = load_model(model) if model.endswith(".safetensors") else load_pretrained(model)
     result = denoise_burst(burst, model, noise=noise, **kwargs)
     return result.image.permute(1, 2, 0).numpy()
+
+
+# --------------------------------------------------------------------------- video
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
+
+
+def _open_video(path: str | os.PathLike):
+    try:
+        import av
+    except ImportError:
+        raise InputError("video needs PyAV: pip install 'burstkpn[video]'") from None
+    if not os.path.isfile(path):
+        raise InputError(f"no such video file: '{path}'")
+    try:
+        container = av.open(str(path))
+        stream = container.streams.video[0]
+    except (av.error.FFmpegError, IndexError, OSError) as exc:
+        raise InputError(f"cannot read video '{path}': {exc}") from None
+    return container, stream
+
+
+def iter_video(path: str | os.PathLike):
+    """Decode a video frame by frame: yields ``(C, H, W)`` float tensors in [0, 1] (sRGB)."""
+    import av
+
+    container, stream = _open_video(path)
+    try:
+        for frame in container.decode(stream):
+            arr = frame.to_ndarray(format="rgb24")
+            yield torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
+    except av.error.FFmpegError as exc:
+        raise InputError(f"cannot decode video '{path}': {exc}") from None
+    finally:
+        container.close()
+
+
+def _window(t: int, have: dict, n: int) -> list[int]:
+    """Reference t, then its nearest neighbours in time (t-1, t+1, t-2, ...), available ones."""
+    picks = [t]
+    k = 1
+    while len(picks) < n and k < 4 * n:
+        for idx in (t - k, t + k):
+            if idx in have and len(picks) < n:
+                picks.append(idx)
+        k += 1
+    return picks
+
+
+class _VideoWriter:
+    """Lossless FFV1 (.mkv / .avi) or high-quality H.264 (.mp4 / .mov, CRF 12) at the input
+    frame rate, written to a temporary file and renamed at the end; or a folder of PNGs."""
+
+    def __init__(self, out: str | os.PathLike, fps, width: int, height: int) -> None:
+        import tempfile
+        from pathlib import Path
+
+        self.out = Path(out)
+        self.count = 0
+        if self.out.suffix.lower() in VIDEO_EXTENSIONS:
+            import av
+
+            fd, self.tmp = tempfile.mkstemp(suffix=self.out.suffix, dir=self.out.parent or ".")
+            os.close(fd)
+            self.container = av.open(self.tmp, mode="w")
+            lossless = self.out.suffix.lower() in (".mkv", ".avi")
+            self.stream = self.container.add_stream("ffv1" if lossless else "libx264", rate=fps)
+            self.stream.width, self.stream.height = width, height
+            self.stream.pix_fmt = "bgr0" if lossless else "yuv444p"
+            if not lossless:
+                self.stream.options = {"crf": "12"}
+        else:
+            self.container = None
+            self.tmp = tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent or ".")
+
+    def write(self, image: torch.Tensor) -> None:
+        arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        if arr.shape[2] == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        if self.container is None:
+            from burstkpn.data.images import write_image
+
+            write_image(f"{self.tmp}/frame_{self.count:06d}.png", arr / 255.0)
+        else:
+            import av
+
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.container is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+        if self.out.exists() and self.out.is_dir():
+            import shutil
+
+            shutil.rmtree(self.out)
+        os.replace(self.tmp, self.out)
+
+
+def denoise_video(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    noise: str | tuple[float, float] = "auto",
+    align: str = "auto",
+    tile: int = 512,
+    progress: bool = True,
+) -> dict:
+    """Denoise every frame of a video with a sliding window of the model's N frames around it
+    (the frame itself, then its nearest neighbours in time); frames are decoded one by one and
+    only the window is kept in memory. The noise is estimated once, from the first window."""
+    from tqdm.auto import tqdm
+
+    container, stream = _open_video(path)
+    fps = stream.average_rate or 25
+    total_hint = stream.frames or None
+    container.close()
+    n = getattr(model, "num_frames", 8)
+    before, after = (n - 1) // 2, n // 2
+    have: dict[int, torch.Tensor] = {}
+    writer = None
+    params = None if noise == "auto" else noise
+    t = 0
+    bar = tqdm(total=total_hint, desc="denoise video", unit="frame", disable=not progress)
+
+    def emit(t: int) -> None:
+        nonlocal writer, params
+        idxs = _window(t, have, n)
+        if len(idxs) < 2:
+            raise InputError(f"video '{path}' has a single frame; a burst needs at least 2")
+        frames = torch.stack([have[i] for i in idxs])
+        res = denoise_burst(frames, model, noise=params or "auto", align=align, tile=tile)
+        if params is None:
+            params = (res.sigma_r, res.sigma_s)
+        if writer is None:
+            writer = _VideoWriter(out, fps, frames.shape[-1], frames.shape[-2])
+        writer.write(res.image)
+        bar.update(1)
+
+    count = 0
+    try:
+        for i, frame in enumerate(iter_video(path)):
+            have[i] = frame
+            count = i + 1
+            while t + after <= i:
+                emit(t)
+                t += 1
+                for k in [k for k in have if k < t - before]:
+                    del have[k]
+        if count == 0:
+            raise InputError(f"video '{path}' has no frames")
+        while t < count:
+            emit(t)
+            t += 1
+            for k in [k for k in have if k < t - before]:
+                del have[k]
+    except BaseException:
+        if writer is not None:  # leave nothing half-written behind
+            import shutil
+
+            if writer.container is not None:
+                writer.container.close()
+            shutil.rmtree(writer.tmp) if os.path.isdir(writer.tmp) else os.unlink(writer.tmp)
+        raise
+    finally:
+        bar.close()
+    writer.close()
+    return {"frames": count, "fps": float(fps), "sigma_r": params[0], "sigma_s": params[1]}
