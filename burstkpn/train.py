@@ -415,13 +415,14 @@ def plot_metrics(run: Path) -> Path | None:
     return run / "loss.png"
 
 
-def training_seconds(run: Path) -> float:
+def training_seconds(run: Path, until: int | None = None) -> float:
     """Training wall time estimated from the logged throughput (validation excluded)."""
     path = run / "metrics.jsonl"
     if not path.exists():
         return 0.0
     cfg = read_config(run)
     rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+    rows = [r for r in rows if until is None or r["step"] <= until]
     total, prev = 0.0, 0
     for r in rows:
         steps = r["step"] - prev
@@ -446,9 +447,10 @@ def export_weights(
     run = Path(run)
     cfg = read_config(run)
     model = load_model(run / "last.safetensors")
+    step = int(model.card.get("step", 0))  # the checkpoint's step (logs may run past it)
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
+    rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
-    step = rows[-1]["step"] if rows else 0
     flags = [f"--model {cfg.model}", f"--size {cfg.size}"]
     if cfg.data:
         flags.append(f"--data {cfg.data}")
@@ -468,7 +470,7 @@ def export_weights(
         "steps": step,
         "planned_steps": cfg.steps,
         "anneal_weight_at_last_step": cfg.beta * cfg.alpha**step,
-        "training_hours": round(training_seconds(run) / 3600, 2),
+        "training_hours": round(training_seconds(run, step) / 3600, 2),
         "precision": cfg.precision,
         "validation": {k: v for k, v in (last_val or {}).items() if k.startswith("val_")},
         "validation_step": last_val["step"] if last_val else None,
