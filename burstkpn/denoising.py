@@ -249,6 +249,10 @@ class _VideoWriter:
             import shutil
 
             shutil.rmtree(self.out)
+        from burstkpn.data.files import default_file_mode
+
+        mode = default_file_mode()
+        os.chmod(self.tmp, mode | 0o111 if os.path.isdir(self.tmp) else mode)
         os.replace(self.tmp, self.out)
 
 

@@ -113,3 +113,16 @@ def test_global_alignment_recovers_shifts():
 def test_load_frames_bits(tmp_path):
     frames, bits = load_frames(_frames_folder(tmp_path, 16, n=2))
     assert bits == 16 and frames.shape == (2, 3, 40, 52)
+
+
+def test_demo_with_shipped_weights(tmp_path, capsys):
+    from burstkpn.models.factory import weights_dir
+
+    if not (weights_dir() / "ame_kpn.safetensors").is_file():
+        pytest.skip("no shipped ame_kpn weights")
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--patch", "96", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "noisy reference" in text and "ame_kpn" in text
+    assert read_image(out).shape[1] > 3 * 96
+    assert main(["demo", "--patch", "96", "--out", str(out)]) == 2  # no overwrite without --force

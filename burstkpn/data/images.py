@@ -267,6 +267,9 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> P
             import imageio.v3 as iio
 
             iio.imwrite(tmp, q, extension=ext)
+        from burstkpn.data.files import default_file_mode
+
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -111,3 +111,14 @@ def test_nan_tiff_rejected(tmp_path):
         read_image(tmp_path / "nan.tif")
     with pytest.raises(InputError, match="NaN or Inf"):
         write_image(tmp_path / "out.png", np.full((4, 4, 3), np.inf))
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+
+    from burstkpn.data.files import atomic_write_bytes, default_file_mode
+
+    write_image(tmp_path / "a.png", np.zeros((4, 4, 3)))
+    atomic_write_bytes(tmp_path / "b.bin", b"x")
+    for name in ("a.png", "b.bin"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == default_file_mode()
