@@ -121,13 +121,17 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
 def cmd_bench_speed(args: argparse.Namespace) -> int:
     from burstkpn.bench.speed import format_table, model_spec, run_speed
     from burstkpn.models import list_models
+    from burstkpn.runtime import PRECISION_CHOICES, resolve_precision
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:
         if model_spec(m)[0] not in list_models():
             raise InputError(f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21)")
-    if args.precision not in ("bf16", "fp32"):
-        raise InputError(f"precision must be bf16 or fp32, got '{args.precision}'")
+    if args.precision not in PRECISION_CHOICES:
+        raise InputError(
+            f"precision must be one of {', '.join(PRECISION_CHOICES)}, got '{args.precision}'"
+        )
+    args.precision = resolve_precision(args.precision)
     rows = []
     for size in args.size.split(","):
         rows += run_speed(
@@ -457,7 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch-steps", type=int, help="steps per epoch (learning-rate decay)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--patch-size", type=int)
-    p.add_argument("--precision", choices=("bf16", "fp32"))
+    p.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        help="auto (default): bf16 autocast where the hardware has native bf16, else fp32",
+    )
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int)
@@ -536,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-only", action="store_true", help="parameters and GMAC/MP only")
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--width", type=int, default=512)
-    p.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
+    p.add_argument(
+        "--precision", default="auto", help="auto (bf16 where native, else fp32), bf16 or fp32"
+    )
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--tile", type=int, default=0, help="tile size for tiled inference (0: none)")
     p.add_argument("--json", help="also write the rows to this JSON file")

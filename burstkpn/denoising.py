@@ -85,7 +85,7 @@ def denoise_burst(
     align: str = "auto",
     linear: bool = False,
     tile: int = 512,
-    precision: str = "bf16",
+    precision: str = "auto",
     progress: bool = False,
 ) -> DenoiseResult:
     """Denoise ``frames`` ``(N, C, H, W)`` in [0, 1] (sRGB-encoded unless ``linear``)."""

@@ -40,7 +40,7 @@ from burstkpn.errors import InputError
 from burstkpn.losses import annealed_loss, basic_loss
 from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, save_model
-from burstkpn.runtime import autocast, prepare_model, tune_allocator
+from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
 
@@ -66,7 +66,9 @@ class TrainConfig:
     alpha: float = 0.9998
     beta: float = 100.0
     grad_weight: float = 1.0
-    precision: str = "bf16"  # bf16 autocast + channels_last, or fp32
+    # "auto": bf16 autocast where the hardware runs it natively, else fp32 (runtime.py);
+    # a new run stores the resolved value so a resume elsewhere computes the same way
+    precision: str = "auto"
     seed: int = 0
     workers: int = 0
     log_every: int = 10
@@ -86,8 +88,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.batch_size < 1 or self.steps < 0 or self.epoch_steps < 1:
             raise InputError("batch_size and epoch_steps must be positive, steps non-negative")
-        if self.precision not in ("bf16", "fp32"):
-            raise InputError(f"precision must be bf16 or fp32, got '{self.precision}'")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -273,6 +275,7 @@ def train(
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if cfg.batch_size % world:
             raise InputError(f"batch size {cfg.batch_size} is not divisible by {world} ranks")
+    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
     run = Path(out)
     is_main = rank == 0
     if is_main:

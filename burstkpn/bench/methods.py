@@ -163,8 +163,9 @@ def align_bm3d(item) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- learned
-def model_method(model: torch.nn.Module, precision: str = "bf16", tile: int = 512) -> Method:
-    """Wrap a model: bf16 autocast + channels_last by default, tiled above ``tile`` pixels."""
+def model_method(model: torch.nn.Module, precision: str = "auto", tile: int = 512) -> Method:
+    """Wrap a model: channels_last, bf16 autocast where native (``auto``), tiled above
+    ``tile`` pixels."""
     from burstkpn.models.tiling import tiled_forward
     from burstkpn.runtime import autocast, prepare_model
 

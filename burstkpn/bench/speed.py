@@ -16,7 +16,7 @@ import time
 import torch
 
 from burstkpn.models import count_parameters, create_model
-from burstkpn.runtime import autocast, prepare_model, tune_allocator
+from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
 DEFAULT_MODELS = ("kpn", "kpn21", "mkpn", "ame_kpn")
 
@@ -70,7 +70,7 @@ def _worker(args: argparse.Namespace) -> dict:
     return {
         "model": args.model,
         "size": args.size,
-        "precision": args.precision,
+        "precision": resolve_precision(args.precision),
         "height": args.height,
         "width": args.width,
         "tile": args.tile,
@@ -85,7 +85,7 @@ def run_speed(
     size="cpu",
     height=512,
     width=512,
-    precision="bf16",
+    precision="auto",
     repeat=3,
     tile=0,
     measure: bool = True,
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="cpu")
     p.add_argument("--height", type=int, default=512)
     p.add_argument("--width", type=int, default=512)
-    p.add_argument("--precision", default="bf16")
+    p.add_argument("--precision", default="auto")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--tile", type=int, default=0)
     args = p.parse_args(argv)
