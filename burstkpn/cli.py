@@ -299,6 +299,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     import time
 
     from burstkpn.data.images import list_images, write_image
+    from burstkpn.data.raw import is_raw
     from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_burst, load_frames
 
     out = Path(args.output)
@@ -306,6 +307,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         return _denoise_video(args, out)
     inputs = list_images(args.inputs if len(args.inputs) > 1 else args.inputs[0])
     _check_output(out, inputs, args.force)
+    if args.linear and any(is_raw(i) for i in inputs):
+        raise InputError("raw files are developed to sRGB before denoising: drop --linear")
     frames, bits = load_frames(inputs)
     model = _load_model_arg(args.model)
     noise = args.noise
@@ -476,7 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("denoise", help="denoise a burst of photos (the main job)")
-    p.add_argument("inputs", nargs="+", help="a folder of frames, the frame files, or a video")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="a folder of frames, the frame files (PNG, JPEG, TIFF, camera raw), or a video",
+    )
     p.add_argument(
         "-o",
         "--output",

@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from burstkpn.data.raw import RAW_EXTENSIONS, read_raw
 from burstkpn.errors import InputError, MissingInputError
 
+# what we write; we read these and camera raw files (burstkpn.data.raw, optional rawpy)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+READ_EXTENSIONS = IMAGE_EXTENSIONS + RAW_EXTENSIONS
 EMBEDDED_PREFIX = "skimage:"
 # Natural photographs bundled inside scikit-image (no download needed). Colour ones first;
 # grayscale ones are expanded to 3 channels by the datasets when colour is asked for.
@@ -70,7 +73,7 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
 
     ``source`` may be ``None`` / ``"embedded"`` (all embedded photos), an embedded name
     (``"astronaut"`` or ``"skimage:astronaut"``), an image file, a folder (searched recursively
-    for .png/.jpg/.jpeg/.tif/.tiff), a glob pattern, or a list of any of these.
+    for .png/.jpg/.jpeg/.tif/.tiff and camera raw files), a glob pattern, or a list of any of these.
     """
     if source is None or (isinstance(source, str) and source in ("embedded", "skimage")):
         return [EMBEDDED_PREFIX + n for n in EMBEDDED_IMAGES]
@@ -85,10 +88,12 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
     path = Path(text)
     if path.is_dir():
         files = sorted(
-            str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READ_EXTENSIONS
         )
         if not files:
-            raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in folder '{text}'")
+            raise InputError(
+                f"no images ({', '.join(IMAGE_EXTENSIONS)} or camera raw) found in folder '{text}'"
+            )
         return files
     if path.is_file():
         _check_extension(path)
@@ -98,7 +103,7 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
         return [EMBEDDED_PREFIX + embedded]
     if any(c in text for c in "*?["):
         files = sorted(f for f in glob.glob(text, recursive=True) if os.path.isfile(f))
-        files = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        files = [f for f in files if Path(f).suffix.lower() in READ_EXTENSIONS]
         if not files:
             raise InputError(f"no images match the pattern '{text}'")
         return files
@@ -106,10 +111,10 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
 
 
 def _check_extension(path: Path) -> None:
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if path.suffix.lower() not in READ_EXTENSIONS:
         raise InputError(
             f"unsupported image format '{path.suffix or '(none)'}' for '{path}' "
-            f"(supported: {', '.join(IMAGE_EXTENSIONS)})"
+            f"(supported: {', '.join(IMAGE_EXTENSIONS)} and camera raw files)"
         )
 
 
@@ -162,6 +167,8 @@ def _read_png16(path: Path) -> np.ndarray:
 
 
 def _decode(path: Path) -> np.ndarray:
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        return read_raw(path)  # developed to 16-bit sRGB (burstkpn.data.raw)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
