@@ -18,12 +18,14 @@ from torch import nn
 
 from burstkpn.data.files import atomic_write_bytes
 from burstkpn.errors import InputError, MissingInputError
+from burstkpn.models.dcn_lka import dcn_lka
 from burstkpn.models.kpn import ame_kpn, kpn, mkpn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "kpn": kpn,
     "mkpn": mkpn,
     "ame_kpn": ame_kpn,
+    "dcn_lka": dcn_lka,
 }
 FORMAT = "burstkpn-checkpoint"
 
