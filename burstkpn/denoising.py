@@ -102,8 +102,11 @@ def denoise_burst(
             f"--reference {reference} is outside the burst of {frames.shape[0]} frames"
         )
     order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
-    burst = frames[order].float()
-    burst = burst if linear else srgb_to_linear(burst)
+    # frame by frame, so the full-size temporaries of the conversion exist for one frame only
+    burst = torch.empty(frames.shape, dtype=torch.float32)
+    for i, k in enumerate(order):
+        frame = frames[k].float()
+        burst[i] = frame if linear else srgb_to_linear(frame)
     if noise == "auto":
         sigma_r, sigma_s = estimate_noise_params(burst)
     else:
@@ -116,7 +119,7 @@ def denoise_burst(
         est = estimate_shifts(burst)
         if align == "on" or np.abs(est).max() > ALIGN_THRESHOLD:
             shifts = est
-            burst = apply_shifts(burst, shifts).float()
+            burst = apply_shifts(burst, shifts, inplace=True)
     n_model = getattr(model, "num_frames", 8)
     burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
     nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)

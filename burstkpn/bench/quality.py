@@ -137,6 +137,48 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+CLASSICAL_ANCHORS = (
+    "reference",
+    "average",
+    "oracle_average",
+    "nlm",
+    "nlm_multi",
+    "bm3d",
+    "align_bm3d",
+)
+
+
+def standing(summary: dict, *, tie_db: float = 0.05) -> list[str]:
+    """Plain sentences, computed from ``summary``: where each learned method stands against
+    every classical method (and the anchors) at every level, by mean PSNR."""
+    rows = {r["method"]: r for r in summary["rows"]}
+    classical = [m for m in CLASSICAL_ANCHORS if m in rows]
+    learned = [m for m in rows if m not in CLASSICAL_ANCHORS]
+    lines = []
+    for m in learned:
+        for lv in summary["levels"]:
+            mine = rows[m]["psnr"][lv]
+            if mine is None:
+                continue
+            above, below, tied = [], [], []
+            for c in classical:
+                theirs = rows[c]["psnr"][lv]
+                if theirs is None:
+                    continue
+                d = mine - theirs
+                entry = f"{c} ({d:+.2f} dB)"
+                (tied if abs(d) < tie_db else above if d > 0 else below).append(entry)
+            parts = []
+            if above:
+                parts.append("above " + ", ".join(above))
+            if tied:
+                parts.append("level with " + ", ".join(tied))
+            if below:
+                parts.append("below " + ", ".join(below))
+            lines.append(f"- {m} at {lv} ({mine:.2f} dB): " + "; ".join(parts) + ".")
+    return lines
+
+
 def ame_visualisation(examples: list[dict]) -> dict | None:
     """What AME-KPN predicts at one pixel of the first example: per-frame kernels, weight maps W
     and residual maps R (channel 0)."""
@@ -185,12 +227,18 @@ def write_reports(result: dict, out: Path, command: str) -> dict:
     }
     atomic_write_bytes(out / "results.json", (json.dumps(payload, indent=1) + "\n").encode())
     skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
+    lines = standing(summary)
     md = (
         f"# Benchmark\n\n`{command}`\n\n{result['bursts']} bursts. PSNR (dB) / SSIM on "
         "sRGB-gamma-corrected images, 8-pixel border ignored, averaged per image; s / MP is "
         "wall time per megapixel of output.\n\n"
         + markdown_table(summary)
         + "\n"
+        + (
+            "\nStanding (mean PSNR, learned minus classical):\n\n" + "\n".join(lines) + "\n"
+            if lines
+            else ""
+        )
         + (f"\nSkipped:{skipped}\n" if skipped else "")
     )
     atomic_write_bytes(out / "report.md", md.encode())

@@ -10,31 +10,45 @@ import torch
 
 
 def estimate_shifts(frames: torch.Tensor, upsample: int = 20) -> np.ndarray:
-    """``(N, 2)`` shifts ``(dy, dx)`` that move each frame ``(N, C, H, W)`` onto frame 0."""
+    """``(N, 2)`` shifts ``(dy, dx)`` that move each frame ``(N, C, H, W)`` onto frame 0.
+
+    Frame by frame, on the channel mean, with the reference's spectrum computed once, so memory
+    stays a few full-size planes whatever the burst length."""
     from skimage.registration import phase_cross_correlation
 
-    arr = frames.double().cpu().numpy().mean(1)
+    def plane(i: int) -> np.ndarray:
+        return frames[i].float().mean(0).cpu().numpy().astype(np.float64)
+
+    ref = np.fft.fft2(plane(0))
     shifts = [np.zeros(2)]
-    for i in range(1, arr.shape[0]):
+    for i in range(1, frames.shape[0]):
         shift, _, _ = phase_cross_correlation(
-            arr[0], arr[i], upsample_factor=upsample, normalization=None
+            ref,
+            np.fft.fft2(plane(i)),
+            upsample_factor=upsample,
+            space="fourier",
+            normalization=None,
         )
         shifts.append(np.asarray(shift, dtype=np.float64))
     return np.stack(shifts)
 
 
-def apply_shifts(frames: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
-    """Shift every frame by its ``(dy, dx)`` with cubic splines."""
+def apply_shifts(
+    frames: torch.Tensor, shifts: np.ndarray, *, inplace: bool = False
+) -> torch.Tensor:
+    """Shift every frame by its ``(dy, dx)`` with cubic splines, one plane at a time (in place
+    when ``inplace``; frames with a zero shift are left untouched)."""
     from scipy.ndimage import shift as nd_shift
 
-    arr = frames.double().cpu().numpy()
-    out = [
-        arr[i]
-        if not np.any(shifts[i])
-        else np.stack([nd_shift(p, shifts[i], order=3, mode="mirror") for p in arr[i]])
-        for i in range(arr.shape[0])
-    ]
-    return torch.from_numpy(np.stack(out)).to(frames.dtype)
+    out = frames if inplace else frames.clone()
+    for i in range(out.shape[0]):
+        if not np.any(shifts[i]):
+            continue
+        for c in range(out.shape[1]):
+            plane = out[i, c].cpu().numpy().astype(np.float64)
+            moved = nd_shift(plane, shifts[i], order=3, mode="mirror")
+            out[i, c] = torch.from_numpy(moved).to(out.dtype)
+    return out
 
 
 def align_frames(frames: torch.Tensor) -> torch.Tensor:
