@@ -454,21 +454,13 @@ def export_weights(
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
-    flags = [f"--model {cfg.model}", f"--size {cfg.size}"]
-    if cfg.data:
-        flags.append(f"--data {cfg.data}")
-    flags += [
-        f"--steps {cfg.steps}",
-        f"--epoch-steps {cfg.epoch_steps}",
-        f"--batch-size {cfg.batch_size}",
-        f"--patch-size {cfg.patch_size}",
-        f"--seed {cfg.seed}",
-        f"--out runs/{run.name}",
-    ]
     card = {
         "name": name,
         "architecture": model.config,
-        "training_command": "burstkpn train " + " ".join(flags),
+        # the run's resolved config.yaml holds every option (model, data, schedule, seed)
+        "training_command": f"burstkpn train --config runs/{run.name}/config.yaml "
+        f"--out runs/{run.name}",
+        "config": dataclasses.asdict(cfg),
         "data": cfg.data or "embedded scikit-image photos",
         "steps": step,
         "planned_steps": cfg.steps,

@@ -83,6 +83,20 @@ def test_run_folder_and_bad_options(tmp_path, photo_folder):
         assert key in rows[0]
     with pytest.raises(InputError, match="already holds a run"):
         train(cfg, run, progress=False)
+    # export-weights: weights + a card that names the run's config, steps and test-set scores
+    from burstkpn.data.testset import make_testset
+    from burstkpn.models import load_model
+    from burstkpn.train import export_weights
+
+    ts = tmp_path / "ts"
+    make_testset(photo_folder, ts, levels=["gain2"], patch_size=48, progress=False)
+    card = export_weights(run, "mine", tmp_path / "w", testset=ts, progress=False)
+    assert card["steps"] == 4 and card["config"]["model"] == "kpn"
+    assert card["training_command"] == "burstkpn train --config runs/run/config.yaml --out runs/run"
+    level = card["evaluation"]["per_level"]["gain2"]
+    assert level["psnr"] > 0 and level["reference_psnr"] > 0
+    assert json.loads((tmp_path / "w" / "mine.json").read_text())["steps"] == 4
+    assert load_model(tmp_path / "w" / "mine.safetensors").card["steps"] == 4
     with pytest.raises(InputError, match="unknown training option"):
         TrainConfig.from_dict({"stepz": 3})
     assert (
