@@ -19,6 +19,7 @@ from torch import nn
 from burstkpn.data.files import atomic_write_bytes
 from burstkpn.errors import InputError, MissingInputError
 from burstkpn.models.dcn_lka import dcn_lka
+from burstkpn.models.deformable import deform2d, deform3d
 from burstkpn.models.kpn import ame_kpn, kpn, mkpn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -26,6 +27,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mkpn": mkpn,
     "ame_kpn": ame_kpn,
     "dcn_lka": dcn_lka,
+    "deform2d": deform2d,
+    "deform3d": deform3d,
 }
 FORMAT = "burstkpn-checkpoint"
 
