@@ -99,7 +99,23 @@ def _refuse_overwriting_input(out: Path, refs: list[str]) -> None:
 def cmd_make_testset(args: argparse.Namespace) -> int:
     from burstkpn.data.testset import make_testset
 
-    levels = [s for s in args.noise.split(";" if ";" in args.noise else ",") if s.strip()]
+    noise = args.noise or ("none" if args.task == "deblur" else "gain1,gain2,gain3,gain4")
+    levels = [s for s in noise.split(";" if ";" in noise else ",") if s.strip()]
+    if args.task == "deblur":
+        from burstkpn.data.deblur_testset import make_deblur_testset
+
+        manifest = make_deblur_testset(
+            args.source,
+            args.out,
+            levels=levels,
+            kernel_size=args.blur_size,
+            seed=args.seed,
+            force=args.force,
+            progress=not args.quiet,
+        )
+        n = len(manifest["pairs"])
+        print(f"wrote {n} blurry/sharp pairs ({', '.join(levels)}) to {args.out}/, manifest.json")
+        return 0
     manifest = make_testset(
         args.source,
         args.out,
@@ -175,6 +191,27 @@ def cmd_bench_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_restore(args: argparse.Namespace) -> int:
+    from burstkpn.bench.quality import markdown_table
+    from burstkpn.bench.restore import DEFAULT_METHODS, run_restore
+
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    summary = run_restore(
+        args.task,
+        methods or list(DEFAULT_METHODS[args.task]),
+        args.out,
+        testset=args.testset,
+        pairs=args.pairs,
+        limit=args.limit,
+        force=args.force,
+        progress=not args.quiet,
+        command="burstkpn bench restore " + " ".join(sys.argv[3:]),
+    )
+    print(markdown_table(summary))
+    print(f"wrote results.csv, results.json and report.md to {args.out}/")
+    return 0
+
+
 def cmd_bench_ablation(args: argparse.Namespace) -> int:
     from burstkpn.bench.quality import run_ablation
     from burstkpn.models.factory import weights_dir
@@ -207,6 +244,10 @@ TRAIN_FLAGS = {  # CLI flag -> TrainConfig field
     "lr": "lr",
     "val_every": "val_every",
     "ckpt_every": "ckpt_every",
+    "task": "task",
+    "loss": "loss",
+    "layout": "layout",
+    "blur_size": "blur_size",
 }
 
 
@@ -243,11 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 values["model_kwargs"] = json.loads(args.model_kwargs)
             except json.JSONDecodeError as exc:
                 raise InputError(f"--model-kwargs is not JSON: {exc}") from None
-        cfg = TrainConfig.from_dict(values)
-        if args.data is not None:
-            from burstkpn.data.images import list_images
-
-            list_images(args.data)  # fail early on a bad folder
+        cfg = TrainConfig.from_dict(values)  # train() checks --data before it starts
         resume = False
     log = train(cfg, run, resume=resume, stop_after=args.stop_after, progress=not args.quiet)
     if log:
@@ -289,10 +326,58 @@ def _check_output(path: Path, inputs: list[str], force: bool) -> None:
         raise InputError(f"output '{path}' exists (use --force to overwrite it)")
 
 
-def _load_model_arg(name: str):
-    from burstkpn.models import load_model, load_pretrained
+def _load_model_arg(name: str, task: str | None = None):
+    """A checkpoint path or a shipped name; with ``task``, a single-image model's name picks
+    its weights for that task (``dcn_lka`` -> ``dcn_lka_denoise``)."""
+    from burstkpn.restoration import load_restoration_model
 
-    return load_model(name) if name.endswith(".safetensors") else load_pretrained(name)
+    return load_restoration_model(name, task)
+
+
+def _restore_one(args: argparse.Namespace, task: str, inputs: list[str], model, out: Path) -> int:
+    """``denoise`` / ``deblur`` of one image with a single-image model."""
+    import time
+
+    from burstkpn.data.images import write_image
+    from burstkpn.restoration import load_image, restore_image
+
+    if len(inputs) != 1:
+        raise InputError(
+            f"'{args.model}' is a single-image model: give one image, got {len(inputs)}"
+        )
+    image, bits = load_image(inputs[0])
+    t0 = time.perf_counter()
+    result = restore_image(
+        image,
+        model,
+        linear=getattr(args, "linear", False),
+        tile=args.tile,
+        progress=not args.quiet,
+    )
+    jpeg = out.suffix.lower() in (".jpg", ".jpeg")
+    bits = args.bits or (16 if bits == 16 and not jpeg else 8)
+    write_image(out, result.permute(1, 2, 0).numpy(), bits=bits)
+    verb = "deblurred" if task == "deblur" else "denoised"
+    print(
+        f"{verb} {inputs[0]} ({image.shape[-1]}x{image.shape[-2]}) with {args.model} in "
+        f"{time.perf_counter() - t0:.1f} s -> {out}"
+    )
+    return 0
+
+
+def cmd_deblur(args: argparse.Namespace) -> int:
+    from burstkpn.data.images import list_images
+    from burstkpn.restoration import is_single_image, load_restoration_model
+
+    out = Path(args.output)
+    inputs = list_images(args.image)
+    if len(inputs) != 1:
+        raise InputError(f"deblur takes one image, '{args.image}' names {len(inputs)}")
+    _check_output(out, inputs, args.force)
+    model = load_restoration_model(args.model, "deblur")
+    if not is_single_image(model):
+        raise InputError(f"'{args.model}' is a burst model; deblur needs a single-image model")
+    return _restore_one(args, "deblur", inputs, model, out)
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -301,6 +386,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from burstkpn.data.images import list_images, write_image
     from burstkpn.data.raw import is_raw
     from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_burst, load_frames
+    from burstkpn.restoration import is_single_image
 
     out = Path(args.output)
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
@@ -309,8 +395,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     _check_output(out, inputs, args.force)
     if args.linear and any(is_raw(i) for i in inputs):
         raise InputError("raw files are developed to sRGB before denoising: drop --linear")
+    model = _load_model_arg(args.model, "denoise")
+    if is_single_image(model):
+        return _restore_one(args, "denoise", inputs, model, out)
     frames, bits = load_frames(inputs)
-    model = _load_model_arg(args.model)
     noise = args.noise
     t0 = time.perf_counter()
     result = denoise_burst(
@@ -442,9 +530,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--noise",
-        default="gain1,gain2,gain3,gain4",
-        help="levels separated by commas (or by semicolons when a level is SIGMA_R,SIGMA_S)",
+        help="levels separated by commas (or by semicolons when a level is SIGMA_R,SIGMA_S); "
+        "default gain1,gain2,gain3,gain4 (burst), none (deblur: no noise after the blur)",
     )
+    p.add_argument(
+        "--task",
+        choices=("burst", "deblur"),
+        default="burst",
+        help="burst: noisy bursts; deblur: whole photos with seeded motion blur + true kernels",
+    )
+    p.add_argument("--blur-size", type=int, default=15, help="deblur: kernel size (odd, 15)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     common_burst(p, 128)
     p.set_defaults(func=cmd_make_testset)
@@ -474,6 +569,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int)
     p.add_argument("--val-every", type=int)
     p.add_argument("--ckpt-every", type=int)
+    p.add_argument(
+        "--task",
+        choices=("burst", "denoise", "deblur"),
+        help="burst (default for burst models): synthetic bursts; denoise / deblur (single-image "
+        "models, dcn_lka): pairs made from --data photos, or a SIDD / GoPro / PolyU folder",
+    )
+    p.add_argument(
+        "--loss",
+        choices=("mse", "gamma_l1"),
+        help="denoise / deblur: mse on sRGB values (dcn_lka.md eq. 7, default) or gamma L1",
+    )
+    p.add_argument(
+        "--layout",
+        choices=("auto", "photos", "sidd", "gopro", "polyu"),
+        help="what --data holds for denoise / deblur (auto: detected)",
+    )
+    p.add_argument("--blur-size", type=int, help="deblur from photos: kernel size (odd, 15)")
     p.add_argument("--stop-after", type=int, help="stop this process after N steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -482,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "inputs",
         nargs="+",
-        help="a folder of frames, the frame files (PNG, JPEG, TIFF, camera raw), or a video",
+        help="a folder of frames, the frame files (PNG, JPEG, TIFF, camera raw), or a video; "
+        "one image for a single-image model (--model dcn_lka)",
     )
     p.add_argument(
         "-o",
@@ -491,7 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="output image (.png, .tif, .jpg); for a video: .mkv (lossless), .mp4, "
         "or a folder name for PNG frames",
     )
-    p.add_argument("--model", default="ame_kpn", help="shipped model name or .safetensors file")
+    p.add_argument(
+        "--model",
+        default="ame_kpn",
+        help="shipped model name (dcn_lka: its denoising weights) or .safetensors file",
+    )
     p.add_argument("--reference", type=int, default=0, help="index of the reference frame")
     p.add_argument("--noise", default="auto", help="auto, gain1..gain4, low, high or SR,SS")
     p.add_argument("--align", default="auto", choices=("auto", "on", "off"))
@@ -501,6 +618,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser("deblur", help="deblur one photo with a single-image model (dcn_lka)")
+    p.add_argument("image", help="image file (PNG, JPEG, TIFF, camera raw)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .tif, .jpg)")
+    p.add_argument(
+        "--model",
+        default="dcn_lka",
+        help="shipped model (dcn_lka: its deblurring weights) or .safetensors file",
+    )
+    p.add_argument("--tile", type=int, default=512, help="tile size for bounded memory (0: none)")
+    p.add_argument("--bits", type=int, choices=(8, 16), help="output bit depth (default: input's)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_deblur)
 
     p = sub.add_parser("demo", help="the main job on an embedded photo, with PSNR before/after")
     p.add_argument("--image", default="astronaut", help="embedded photo or image file")
@@ -537,6 +668,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--command-text", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench_quality)
+
+    p = bench.add_parser("restore", help="single-image denoising / deblurring on image pairs")
+    p.add_argument("--task", required=True, choices=("denoise", "deblur"))
+    p.add_argument("--pairs", help="folder of real pairs (PolyU, SIDD or GoPro layout)")
+    p.add_argument("--testset", help="folder written by make-testset --task deblur")
+    p.add_argument(
+        "--methods",
+        help="comma-separated: reference, nlm, bm3d (denoise); blurry, wiener, richardson_lucy "
+        "(deblur); shipped weights (dcn_lka_denoise, dcn_lka_deblur) or .safetensors paths",
+    )
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench_restore)
 
     p = bench.add_parser("ablation", help="ame_kpn.md Table 2 from the six checkpoints")
     p.add_argument("--testset", required=True)

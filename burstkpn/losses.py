@@ -99,3 +99,26 @@ class AnnealedLoss(nn.Module):
             beta=self.beta,
             grad_weight=self.grad_weight,
         )
+
+
+# --------------------------------------------------------------------------- single-image
+RESTORATION_LOSSES = ("mse", "gamma_l1")
+
+
+def restoration_loss(
+    pred: torch.Tensor, target: torch.Tensor, kind: str = "mse"
+) -> dict[str, torch.Tensor]:
+    """Losses of the single-image restoration tasks on linear-light ``(..., H, W)`` images,
+    both measured on the sRGB encoding Gamma (no clipping, as above):
+
+    - ``mse``: dcn_lka.md eq. (7), MSE = 1/N sum_i (y_i - y^_i)^2 over all values; the paper
+      trains on sRGB images (GoPro, SIDD), so y are sRGB-encoded values;
+    - ``gamma_l1``: deformable_kernels.md eq. (9), || Gamma(Y) - Gamma(Y_gt) ||_1 (as a mean).
+
+    Returns ``loss`` plus both terms (``mse``, ``l1``) for the logs."""
+    if kind not in RESTORATION_LOSSES:
+        raise ValueError(f"unknown loss '{kind}' (use one of {', '.join(RESTORATION_LOSSES)})")
+    diff = linear_to_srgb(_at_least_float32(pred)) - linear_to_srgb(_at_least_float32(target))
+    terms = {"mse": diff.pow(2).mean(), "l1": diff.abs().mean()}
+    terms["loss"] = terms["mse"] if kind == "mse" else terms["l1"]
+    return terms

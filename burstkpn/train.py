@@ -9,6 +9,14 @@ Reproducibility: the burst of global sample index i is generated from a generato
 samples ``[s * batch, (s + 1) * batch)``; so a run is the same with any number of DataLoader
 workers, after a resume, and split over DDP ranks (rank r takes its slice of the global batch).
 
+Tasks: ``burst`` (the default for burst models) trains on synthetic bursts as above;
+``denoise`` and ``deblur`` train single-image models (dcn_lka.md) on degraded / clean pairs
+(:mod:`burstkpn.data.paired`): synthetic pairs made from a folder of clean photos (our noise
+model; random motion blur), or a paired folder in SIDD / GoPro / PolyU layout (detected), with
+dcn_lka.md's MSE loss, eq. (7), on sRGB values (or ``loss: gamma_l1``), and validation PSNR on
+fixed synthetic pairs from the validation photos. The task, the loss and the data layout are
+resolved when a run starts and stored in ``config.yaml``, so ``--resume`` continues the same.
+
 Run folder::
 
     config.yaml        resolved configuration
@@ -37,12 +45,15 @@ from burstkpn.data.files import atomic_write_bytes
 from burstkpn.data.images import list_images, load_linear
 from burstkpn.data.synth import synthesize_burst
 from burstkpn.errors import InputError
-from burstkpn.losses import annealed_loss, basic_loss
+from burstkpn.losses import RESTORATION_LOSSES, annealed_loss, basic_loss, restoration_loss
 from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, save_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
+TASKS = ("auto", "burst", "denoise", "deblur")
+LOSSES = ("auto", "annealed", *RESTORATION_LOSSES)
+DATA_LAYOUTS = ("auto", "photos", "sidd", "gopro", "polyu")  # photos: clean photos, synthetic
 
 
 @dataclass
@@ -76,6 +87,15 @@ class TrainConfig:
     val_bursts: int = 16
     val_patch: int = 128
     ckpt_every: int = 100
+    # task "auto": burst for burst models, denoise for single-image models; loss "auto":
+    # annealed (ame_kpn.md eq. 8) for bursts, mse (dcn_lka.md eq. 7) for denoise / deblur;
+    # layout "auto": a paired folder's layout if --data holds one, else photos (synthetic pairs)
+    task: str = "auto"
+    loss: str = "auto"
+    layout: str = "auto"
+    blur_size: int = 15  # deblur, synthetic pairs: motion-blur kernel size (odd)
+    blur_noise: bool = False  # deblur, synthetic pairs: add a little noise to the blurry image
+    noise_correlation: list = field(default_factory=lambda: [0.0, 0.0])  # denoise, synthetic
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -90,6 +110,57 @@ class TrainConfig:
             raise InputError("batch_size and epoch_steps must be positive, steps non-negative")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
+        for name, value, allowed in (
+            ("task", self.task, TASKS),
+            ("loss", self.loss, LOSSES),
+            ("layout", self.layout, DATA_LAYOUTS),
+        ):
+            if value not in allowed:
+                raise InputError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
+
+
+def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
+    """``cfg`` with ``task``, ``loss`` and ``layout`` resolved for ``model`` (see the fields),
+    after checking that they fit together and that ``data`` exists; one-line errors."""
+    from burstkpn.restoration import is_single_image
+
+    single = is_single_image(model)
+    task = cfg.task if cfg.task != "auto" else ("denoise" if single else "burst")
+    if task != "burst" and not single:
+        raise InputError(
+            f"--task {task} trains single-image models (such as dcn_lka); "
+            f"'{cfg.model}' is a burst model"
+        )
+    loss = cfg.loss if cfg.loss != "auto" else ("annealed" if task == "burst" else "mse")
+    if (task == "burst") != (loss == "annealed"):
+        raise InputError(
+            f"loss '{loss}' does not fit task '{task}' (burst: annealed; denoise / deblur: "
+            f"{', '.join(RESTORATION_LOSSES)})"
+        )
+    layout = cfg.layout
+    if task == "burst" and layout not in ("auto", "photos"):
+        raise InputError(f"burst training makes bursts from photos; layout '{layout}' is paired")
+    if layout == "auto":
+        layout = "photos"
+        if task != "burst" and cfg.data is not None and Path(cfg.data).is_dir():
+            from burstkpn.data.paired import _image_files, detect_layout
+
+            layout = detect_layout(_image_files(Path(cfg.data))) or "photos"
+    if layout == "photos":
+        if cfg.data is not None:
+            list_images(cfg.data)  # fail early on a bad folder
+    else:
+        from burstkpn.data.paired import find_pairs
+
+        if cfg.data is None:
+            raise InputError(f"layout '{layout}' needs --data, a folder of {layout} pairs")
+        find_pairs(cfg.data, layout)
+        made_for = "deblur" if layout == "gopro" else "denoise"
+        if task != made_for:
+            raise InputError(f"'{cfg.data}' holds {layout} pairs, which are for --task {made_for}")
+    if task == "deblur" and (cfg.blur_size < 1 or cfg.blur_size % 2 == 0):
+        raise InputError(f"blur_size must be odd and positive, got {cfg.blur_size}")
+    return dataclasses.replace(cfg, task=task, loss=loss, layout=layout)
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -115,6 +186,22 @@ class _StepSampler(Sampler[list[int]]):
 
 
 def make_train_dataset(cfg: TrainConfig) -> Dataset:
+    """Item ``i`` is the ``i``-th sample of the run (step s uses ``[s * batch, (s + 1) *
+    batch)``), each drawn from its own seeded generator."""
+    length = max(cfg.steps, 1) * cfg.batch_size
+    if cfg.task in ("denoise", "deblur"):
+        from burstkpn.data.paired import PairedImageDataset
+
+        if cfg.layout != "photos":
+            return PairedImageDataset(
+                cfg.data,
+                layout=cfg.layout,
+                patch_size=cfg.patch_size,
+                length=length,
+                seed=cfg.seed,
+                channels=3,
+            )
+        return _synthetic_pairs(cfg, cfg.data, cfg.patch_size, length, cfg.seed, augment=True)
     return SyntheticBurstDataset(
         cfg.data,
         patch_size=cfg.patch_size,
@@ -125,9 +212,32 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
     )
 
 
+def _synthetic_pairs(
+    cfg: TrainConfig, source, patch: int, length: int, seed: int, *, augment: bool
+) -> Dataset:
+    """Synthetic noisy / clean (denoise) or blurry / sharp (deblur) pairs from clean photos."""
+    from burstkpn.data.paired import SyntheticBlurPairs, SyntheticNoisyPairs
+
+    common = {"patch_size": patch, "length": length, "seed": seed, "channels": 3}
+    if cfg.task == "deblur":
+        return SyntheticBlurPairs(
+            source, **common, augment=augment, kernel_size=cfg.blur_size, noise=cfg.blur_noise
+        )
+    return SyntheticNoisyPairs(
+        source, **common, augment=augment, correlation=tuple(cfg.noise_correlation)
+    )
+
+
 def make_val_set(cfg: TrainConfig) -> list[dict]:
     """A small fixed validation set: ``val_bursts`` bursts from the validation photos, cycling
-    through Gain 1-4, seeded independently of the training seed."""
+    through Gain 1-4, seeded independently of the training seed. For the denoise / deblur tasks:
+    ``val_bursts`` fixed synthetic pairs (``val_patch`` px) from the validation photos, whatever
+    the training data, scored as one PSNR."""
+    if cfg.task in ("denoise", "deblur"):
+        pairs = _synthetic_pairs(
+            cfg, cfg.val_data, cfg.val_patch, cfg.val_bursts, 10_000, augment=False
+        )
+        return [{"level": None, **pairs[i]} for i in range(cfg.val_bursts)]
     refs = list_images(cfg.val_data)
     images = [match_channels(load_linear(r), 3) for r in refs]
     out = []
@@ -153,19 +263,32 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
 
 
 @torch.no_grad()
-def validate(model, val_set: list[dict], precision: str, device: torch.device) -> dict:
+def validate(
+    model, val_set: list[dict], precision: str, device: torch.device, loss: str = "annealed"
+) -> dict:
     model.eval()
     per_level: dict[str, list[float]] = {}
     losses = []
     for item in val_set:
+        noisy = item["noisy"].to(device)
+        nmap = item["noise_map"].to(device) if "noise_map" in item else None
+        if noisy.ndim == 4:  # a pair: (1, C, P, P) -> a batch of one
+            noisy, nmap = noisy[None], None if nmap is None else nmap[None]
         with autocast(device, precision):
-            out = model(item["noisy"].to(device), item["noise_map"].to(device))
+            out = model(noisy, nmap)
         clean = item["clean"].to(device)
-        losses.append(float(basic_loss(out.image.float(), clean)["loss"]))
+        clean = clean[None] if clean.ndim == 3 else clean
+        if loss == "annealed":
+            losses.append(float(basic_loss(out.image.float(), clean)["loss"]))
+        else:
+            losses.append(float(restoration_loss(out.image.float(), clean, loss)["loss"]))
         per_level.setdefault(item["level"], []).append(float(psnr(out.image, clean).mean()))
     model.train()
-    res = {f"val_psnr_{k}": sum(v) / len(v) for k, v in per_level.items()}
-    res["val_psnr"] = sum(res.values()) / len(res)
+    if list(per_level) == [None]:  # denoise / deblur: one PSNR
+        res = {"val_psnr": sum(per_level[None]) / len(per_level[None])}
+    else:
+        res = {f"val_psnr_{k}": sum(v) / len(v) for k, v in per_level.items()}
+        res["val_psnr"] = sum(res.values()) / len(res)
     res["val_loss"] = sum(losses) / len(losses)
     return res
 
@@ -278,6 +401,9 @@ def train(
     cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
     run = Path(out)
     is_main = rank == 0
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, cfg.size, **cfg.model_kwargs)
+    cfg = resolve_task(cfg, model)
     if is_main:
         run.mkdir(parents=True, exist_ok=True)
         if not resume:
@@ -285,8 +411,6 @@ def train(
                 raise InputError(f"run folder '{run}' already holds a run (use --resume)")
             write_config(run, cfg)
 
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, cfg.size, **cfg.model_kwargs)
     model = prepare_model(model, device, cfg.precision).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, -math.inf
@@ -328,18 +452,22 @@ def train(
         lr = learning_rate(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        noisy, nmap, clean = (batch[k].to(device) for k in ("noisy", "noise_map", "clean"))
+        noisy, clean = batch["noisy"].to(device), batch["clean"].to(device)
+        nmap = batch["noise_map"].to(device) if "noise_map" in batch else None
         with autocast(device, cfg.precision):
             output = net(noisy, nmap)
-        terms = annealed_loss(
-            output.image,
-            output.frames,
-            clean,
-            step,
-            alpha=cfg.alpha,
-            beta=cfg.beta,
-            grad_weight=cfg.grad_weight,
-        )
+        if cfg.task == "burst":
+            terms = annealed_loss(
+                output.image,
+                output.frames,
+                clean,
+                step,
+                alpha=cfg.alpha,
+                beta=cfg.beta,
+                grad_weight=cfg.grad_weight,
+            )
+        else:  # dcn_lka.md eq. (7) on sRGB values, or gamma L1
+            terms = restoration_loss(output.image, clean, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
@@ -355,7 +483,7 @@ def train(
             log.update({k: float(v.detach()) for k, v in terms.items()})
             t_last, n_since = now, 0
             if cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps):
-                log.update(validate(model, val_set, cfg.precision, device))
+                log.update(validate(model, val_set, cfg.precision, device, cfg.loss))
                 if log["val_psnr"] > best:
                     best = log["val_psnr"]
                     save_model(model, run / "best.safetensors", **card, step=step, val=log)
@@ -390,8 +518,12 @@ def plot_metrics(run: Path) -> Path | None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in rows]
-    a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 8)", lw=0.8)
-    a.semilogy(steps, [r["basic"] for r in rows], label="basic (eq. 7)", lw=0.8)
+    if "basic" in rows[0]:  # burst task
+        a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 8)", lw=0.8)
+        a.semilogy(steps, [r["basic"] for r in rows], label="basic (eq. 7)", lw=0.8)
+    else:  # denoise / deblur
+        a.semilogy(steps, [r["mse"] for r in rows], label="MSE, sRGB (dcn_lka eq. 7)", lw=0.8)
+        a.semilogy(steps, [r["l1"] for r in rows], label="L1, sRGB", lw=0.8)
     a.set_xlabel("step")
     a.set_title("training loss")
     a.legend()

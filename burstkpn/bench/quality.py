@@ -148,12 +148,15 @@ CLASSICAL_ANCHORS = (
 )
 
 
-def standing(summary: dict, *, tie_db: float = 0.05) -> list[str]:
+def standing(
+    summary: dict, *, tie_db: float = 0.05, classical: tuple[str, ...] = CLASSICAL_ANCHORS
+) -> list[str]:
     """Plain sentences, computed from ``summary``: where each learned method stands against
-    every classical method (and the anchors) at every level, by mean PSNR."""
+    every classical method (and the anchors) at every level, by mean PSNR. ``classical``
+    names the non-learned methods (``bench restore`` has its own)."""
     rows = {r["method"]: r for r in summary["rows"]}
-    classical = [m for m in CLASSICAL_ANCHORS if m in rows]
-    learned = [m for m in rows if m not in CLASSICAL_ANCHORS]
+    learned = [m for m in rows if m not in classical]
+    classical = [m for m in classical if m in rows]
     lines = []
     for m in learned:
         for lv in summary["levels"]:

@@ -38,11 +38,13 @@ from burstkpn.models.kpn import DenoiseOutput, pad_to_multiple
 from burstkpn.models.lka import ChannelAttention, DeformableBlock, LKAResidualBlock, ResidualBlock
 
 # "paper": Table 1's widths and 9 LKA residual blocks (12 is the other setting of Tables 2-3);
-# "cpu": trains on 2 CPU cores; "tiny": tests and smoke runs only.
+# "cpu": trains on 2 CPU cores; "tiny": tests and smoke runs only. Widths stay >= 8: in torch
+# 2.14 on CPU the backward of a strided 1x1 conv in channels_last (runtime.prepare_model) with
+# fewer than 8 input channels corrupts memory (the shortcut of the first ResidualBlock).
 SIZES: dict[str, dict] = {
     "paper": {"widths": (32, 64, 128), "num_blocks": 9, "mlp_ratio": 4.0},
     "cpu": {"widths": (16, 32, 64), "num_blocks": 4, "mlp_ratio": 2.0},
-    "tiny": {"widths": (4, 8, 8), "num_blocks": 1, "mlp_ratio": 1.0},
+    "tiny": {"widths": (8, 8, 8), "num_blocks": 1, "mlp_ratio": 1.0},
 }
 PAPER_PARAMETERS = 3_573_615  # dcn_lka.md section VII-C (9 residual blocks)
 KERNEL_SIZES = (3, 4)  # the deformable kernel sizes of Tables 2-3
@@ -69,6 +71,11 @@ class DCNLKA(nn.Module):
     block's ``offsets`` ``(B, 2*K*K, H, W)`` and ``masks`` ``(B, K*K, H, W)``."""
 
     multiple = 4  # two stride-2 stages
+    single_image = True  # restores one image; burst frames after the first are ignored
+    num_frames = 1
+    # context (px) around each tile in tiled inference: the deformable offsets make the reach
+    # data-dependent, and the LKA stage sees far (48 px per block), so tiling is approximate
+    tile_margin = 32
 
     def __init__(
         self,

@@ -65,12 +65,14 @@ def tiled_forward(
 ) -> torch.Tensor:
     """The denoised image ``(B, C, H, W)`` of ``model`` on ``burst`` ``(B, N, C, H, W)``,
     computed tile by tile. ``tile`` (core size) is rounded up to the U-Net multiple; ``margin``
-    defaults to the receptive radius rounded up to that multiple."""
-    m = model.backbone.multiple
+    defaults to the receptive radius rounded up to that multiple. Models without a ``backbone``
+    (single-image models such as dcn_lka) give their own ``multiple`` and need ``margin``: their
+    reach has no exact bound, so their tiling is approximate (see :mod:`burstkpn.restoration`)."""
+    m = model.backbone.multiple if hasattr(model, "backbone") else model.multiple
     b, n, c, h, w = burst.shape
     tile = max(m, math.ceil(tile / m) * m)
-    r = receptive_radius(model)
-    margin = math.ceil((r if margin is None else margin) / m) * m
+    r = receptive_radius(model) if margin is None else margin
+    margin = math.ceil(r / m) * m
     # pad exactly as the model would pad the whole image, so tiles see the same borders
     hp, wp = h + (-h) % m, w + (-w) % m
     burst_p = pad_to_multiple(burst.reshape(b, n * c, h, w), m).reshape(b, n, c, hp, wp)

@@ -1,0 +1,356 @@
+"""``burstkpn bench restore``: single-image restoration benchmarks (dcn_lka.md), PSNR / SSIM of
+methods on degraded / clean pairs; results.csv, results.json and report.md like ``bench
+quality``.
+
+Data: ``--pairs DIR`` (real pairs in PolyU / SIDD / GoPro layout, :func:`~burstkpn.data.paired.
+find_pairs`; whole images) or ``--testset DIR`` (the synthetic-blur set of ``make-testset --task
+deblur``, with the true kernels). Metrics: :func:`burstkpn.metrics.psnr` / ``ssim``
+(gamma-corrected, clipped, 8-pixel border), per image, averaged.
+
+Methods, all taking a :class:`~burstkpn.data.deblur_testset.RestorePair` and returning the
+restored image ``(1, C, H, W)`` in linear light:
+
+- ``reference`` (denoise) / ``blurry`` (deblur): the degraded input itself;
+- ``nlm``: scikit-image ``denoise_nl_means`` on the sRGB image as stored (real camera noise is
+  made in the camera's sRGB pipeline, not by our linear noise model), patch 5, search distance 6,
+  ``fast_mode``, h = 0.8 sigma (scikit-image's recommendation), sigma estimated from the image
+  with ``skimage.restoration.estimate_sigma`` (wavelet median absolute deviation, Donoho;
+  averaged over channels). It underestimates spatially correlated noise such as demosaiced JPEG
+  noise; it is what a user without a noise model would use;
+- ``bm3d``: ``bm3d.bm3d_rgb`` (opponent colour space) on the sRGB image with the same
+  estimated sigma;
+- ``wiener``: ``skimage.restoration.wiener`` per channel in linear light (where the blur was
+  made) with the true kernel, Laplacian regulariser, ``balance`` = 0.003 (chosen on blurred
+  embedded photos, not on the test set; :data:`WIENER_BALANCE`);
+- ``richardson_lucy``: ``skimage.restoration.richardson_lucy`` per channel in linear light with
+  the true kernel, 30 iterations (:data:`RL_ITERATIONS`), negative values clipped to 0 first;
+  both deconvolutions reflect-pad the image by the kernel size first and crop after, so the
+  FFT's circular boundary does not ring into the image;
+- learned: a single-image model's shipped weights (``dcn_lka_denoise``, ``dcn_lka_deblur``;
+  ``dcn_lka`` picks the task's), or a ``.safetensors`` checkpoint; run through
+  :func:`~burstkpn.restoration.restore_image` (tiles above 512 px).
+
+Adding a model to the default rows is one line in :data:`DEFAULT_METHODS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from burstkpn.data.deblur_testset import DeblurTestSet, RestorePair
+from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.errors import InputError
+from burstkpn.metrics import psnr, ssim
+
+TASKS = ("denoise", "deblur")
+DEFAULT_METHODS = {
+    "denoise": ("reference", "nlm", "bm3d", "dcn_lka_denoise"),
+    "deblur": ("blurry", "wiener", "richardson_lucy", "dcn_lka_deblur"),
+}
+WIENER_BALANCE = 0.003
+RL_ITERATIONS = 30
+
+RestoreMethod = Callable[[RestorePair], torch.Tensor]
+
+
+# --------------------------------------------------------------------------- classical
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    """``(1, C, H, W)`` -> ``(H, W, C)`` float64."""
+    return x[0].detach().double().permute(1, 2, 0).cpu().numpy()
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+
+
+def degraded(pair: RestorePair) -> torch.Tensor:
+    return pair.degraded.float()
+
+
+def estimated_sigma(srgb: np.ndarray) -> float:
+    """Noise standard deviation of an sRGB ``(H, W, C)`` image in [0, 1], estimated by
+    ``skimage.restoration.estimate_sigma`` (averaged over channels)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(srgb, average_sigmas=True, channel_axis=2))
+
+
+def nlm_srgb(pair: RestorePair) -> torch.Tensor:
+    from skimage.restoration import denoise_nl_means
+
+    x = _hwc(linear_to_srgb(pair.degraded.double()).clamp(0, 1))
+    sigma = estimated_sigma(x)
+    den = denoise_nl_means(
+        x, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True,
+        channel_axis=2,
+    )  # fmt: skip
+    return srgb_to_linear(_chw(den))
+
+
+def bm3d_srgb(pair: RestorePair) -> torch.Tensor:
+    import bm3d
+
+    x = _hwc(linear_to_srgb(pair.degraded.double()).clamp(0, 1))
+    if x.shape[2] == 1:
+        den = bm3d.bm3d(x[:, :, 0], sigma_psd=estimated_sigma(x))[:, :, None]
+    else:
+        den = bm3d.bm3d_rgb(x, sigma_psd=estimated_sigma(x))
+    return srgb_to_linear(_chw(den))
+
+
+def _deconvolve(pair: RestorePair, solve: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+    if pair.kernel is None:
+        raise InputError(f"{pair.image}: no true blur kernel (make-testset --task deblur has it)")
+    psf = pair.kernel.double().numpy()
+    pad = psf.shape[0]
+    x = _hwc(pair.degraded)
+    out = np.empty_like(x)
+    for c in range(x.shape[2]):
+        padded = np.pad(x[:, :, c], pad, mode="reflect")
+        out[:, :, c] = solve(padded, psf)[pad:-pad, pad:-pad]
+    return _chw(out)
+
+
+def wiener(pair: RestorePair) -> torch.Tensor:
+    from skimage.restoration import wiener as sk_wiener
+
+    return _deconvolve(pair, lambda x, k: sk_wiener(x, k, balance=WIENER_BALANCE, clip=False))
+
+
+def richardson_lucy(pair: RestorePair) -> torch.Tensor:
+    from skimage.restoration import richardson_lucy as sk_rl
+
+    return _deconvolve(
+        pair, lambda x, k: sk_rl(np.maximum(x, 0.0), k, num_iter=RL_ITERATIONS, clip=False)
+    )
+
+
+CLASSICAL: dict[str, dict[str, tuple[RestoreMethod, str | None]]] = {
+    "denoise": {
+        "reference": (degraded, None),
+        "nlm": (nlm_srgb, None),
+        "bm3d": (bm3d_srgb, "bm3d"),
+    },
+    "deblur": {
+        "blurry": (degraded, None),
+        "wiener": (wiener, None),
+        "richardson_lucy": (richardson_lucy, None),
+    },
+}
+
+
+# --------------------------------------------------------------------------- learned
+def model_restore_method(model: torch.nn.Module, tile: int = 512) -> RestoreMethod:
+    """A single-image model as a method (tiled above ``tile`` px)."""
+    from burstkpn.restoration import is_single_image, restore_image
+
+    if not is_single_image(model):
+        raise InputError("bench restore takes single-image models; this is a burst model")
+
+    def run(pair: RestorePair) -> torch.Tensor:
+        return restore_image(pair.degraded[0], model, linear=True, tile=tile)[None]
+
+    run.model = model  # type: ignore[attr-defined]
+    return run
+
+
+def resolve_restore_method(name: str, task: str) -> tuple[RestoreMethod | None, str]:
+    """``(callable, note)`` for a method name of ``task``; ``None`` with the reason when an
+    optional package or the shipped weights are missing."""
+    from burstkpn.bench.methods import EXTRAS
+    from burstkpn.models import list_models, load_model, load_pretrained
+    from burstkpn.models.factory import weights_dir
+    from burstkpn.restoration import weights_name
+
+    if name in CLASSICAL[task]:
+        fn, package = CLASSICAL[task][name]
+        if package is not None and find_spec(package) is None:
+            return None, f"skipped: needs {EXTRAS[package]}"
+        return fn, ""
+    if name.endswith(".safetensors"):
+        return model_restore_method(load_model(name)), f"checkpoint {name}"
+    shipped = weights_name(name, task) if name in list_models() else name
+    base = shipped.rsplit("_", 1)[0] if shipped.endswith(f"_{task}") else None
+    if (weights_dir() / f"{shipped}.safetensors").is_file() or base in list_models():
+        try:
+            model = load_pretrained(shipped)
+        except InputError as exc:
+            return None, f"skipped: {exc}"
+        steps = model.card.get("steps", model.card.get("step", "?"))
+        return model_restore_method(model), f"shipped weights {shipped} ({steps} training steps)"
+    raise InputError(
+        f"unknown {task} method '{name}' (classical: {', '.join(CLASSICAL[task])}; "
+        f"models: {', '.join(list_models())}; or a .safetensors checkpoint)"
+    )
+
+
+# --------------------------------------------------------------------------- data
+def restore_items(
+    task: str,
+    *,
+    testset: str | Path | None = None,
+    pairs: str | Path | None = None,
+    limit: int | None = None,
+) -> tuple[list[Callable[[], RestorePair]], list[str], str]:
+    """Loaders of the selected pairs (the first ``limit`` images by name, every level), the
+    levels, and a description of the source."""
+    from burstkpn.data.datasets import match_channels
+    from burstkpn.data.images import load_linear
+    from burstkpn.data.paired import _image_files, detect_layout, find_pairs
+
+    if task not in TASKS:
+        raise InputError(f"unknown task '{task}' (use one of {', '.join(TASKS)})")
+    if (testset is None) == (pairs is None):
+        raise InputError("give either --testset DIR or --pairs DIR")
+    if testset is not None:
+        ts = DeblurTestSet(testset)
+        names = sorted({e["image"] for e in ts.entries})[:limit]
+        entries = [e for e in ts.entries if e["image"] in set(names)]
+        loaders = [lambda e=e: ts.load(e) for e in entries]
+        seed = ts.manifest["generator"]["seed"]
+        return loaders, ts.levels, f"deblur test set {testset} (seed {seed})"
+    root = Path(pairs)
+    found = find_pairs(root)
+    layout = detect_layout(_image_files(root))
+    found = found[:limit] if limit is not None else found
+
+    def load(a: Path, b: Path) -> RestorePair:
+        return RestorePair(
+            image=str(a.relative_to(root).with_suffix("")),
+            level=layout,
+            degraded=match_channels(load_linear(a), 3)[None],
+            clean=match_channels(load_linear(b), 3)[None],
+        )
+
+    return [lambda a=a, b=b: load(a, b) for a, b in found], [layout], f"{layout} pairs in {pairs}"
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate_restore(
+    task: str,
+    methods: list[str] | dict[str, RestoreMethod],
+    *,
+    testset: str | Path | None = None,
+    pairs: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Every available method on every selected pair: ``{"rows", "notes", "levels",
+    "methods", "bursts", "source"}`` (the layout :func:`burstkpn.bench.quality.summarize`
+    reads; ``bursts`` counts pairs)."""
+    loaders, levels, source = restore_items(task, testset=testset, pairs=pairs, limit=limit)
+    if not loaders:
+        raise InputError("no pairs to evaluate")
+    resolved: dict[str, RestoreMethod] = {}
+    notes: dict[str, str] = {}
+    if isinstance(methods, dict):
+        resolved = dict(methods)
+        notes = {m: "" for m in methods}
+    else:
+        for name in methods:
+            fn, note = resolve_restore_method(name, task)
+            notes[name] = note
+            if fn is None:
+                print(f"bench: {name} {note}")
+            else:
+                resolved[name] = fn
+    rows = []
+    for load in tqdm(loaders, desc=f"bench restore {task}", unit="image", disable=not progress):
+        pair = load()
+        mp = pair.clean.shape[-2] * pair.clean.shape[-1] / 1e6
+        for name, fn in resolved.items():
+            t0 = time.perf_counter()
+            out = fn(pair).float()
+            seconds = time.perf_counter() - t0
+            rows.append(
+                {
+                    "method": name,
+                    "image": pair.image,
+                    "level": pair.level,
+                    "psnr": float(psnr(out, pair.clean)[0]),
+                    "ssim": float(ssim(out, pair.clean)[0]),
+                    "seconds": seconds,
+                    "megapixels": mp,
+                }
+            )
+    return {
+        "rows": rows,
+        "notes": notes,
+        "levels": levels,
+        "methods": list(resolved),
+        "bursts": len(loaders),
+        "source": source,
+    }
+
+
+def write_restore_reports(result: dict, out: Path, task: str, command: str) -> dict:
+    """results.csv, results.json and report.md (the tables of ``bench quality``)."""
+    from burstkpn.bench.quality import markdown_table, standing, summarize
+
+    summary = summarize(result)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(result["rows"][0]) if result["rows"] else [])
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
+    payload = {
+        "command": command,
+        "task": task,
+        "source": result["source"],
+        "pairs": result["bursts"],
+        "summary": summary,
+        "notes": result["notes"],
+        "rows": result["rows"],
+    }
+    atomic_write_bytes(out / "results.json", (json.dumps(payload, indent=1) + "\n").encode())
+    lines = standing(summary, classical=tuple(CLASSICAL[task]))
+    skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
+    noted = "".join(
+        f"\n- {m}: {n}" for m, n in result["notes"].items() if n and m not in summary["skipped"]
+    )
+    md = (
+        f"# Restoration benchmark: {task}\n\n`{command}`\n\n{result['bursts']} image pairs "
+        f"({result['source']}). PSNR (dB) / SSIM on sRGB-gamma-corrected images, 8-pixel "
+        "border ignored, per image then averaged; s / MP is wall time per megapixel.\n\n"
+        + markdown_table(summary)
+        + "\n"
+        + (
+            "\nStanding (mean PSNR, learned minus classical):\n\n" + "\n".join(lines) + "\n"
+            if lines
+            else ""
+        )
+        + (f"\nMethods:{noted}\n" if noted else "")
+        + (f"\nSkipped:{skipped}\n" if skipped else "")
+    )
+    atomic_write_bytes(out / "report.md", md.encode())
+    return summary
+
+
+def run_restore(
+    task: str,
+    methods: list[str],
+    out_dir,
+    *,
+    testset=None,
+    pairs=None,
+    limit: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    command: str = "burstkpn bench restore",
+) -> dict:
+    out = prepare_output_dir(out_dir, force)
+    result = evaluate_restore(
+        task, methods, testset=testset, pairs=pairs, limit=limit, progress=progress
+    )
+    return write_restore_reports(result, out, task, command)
