@@ -122,3 +122,66 @@ def restoration_loss(
     terms = {"mse": diff.pow(2).mean(), "l1": diff.abs().mean()}
     terms["loss"] = terms["mse"] if kind == "mse" else terms["l1"]
     return terms
+
+
+# --------------------------------------------------------------------------- deformable kernels
+ETA = 100.0  # deformable_kernels.md section 4: eta and gamma of eq. (11)
+GAMMA = 0.9998
+
+
+def gamma_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """deformable_kernels.md eq. (9), ``l(Y, Y_gt) = || phi(Y) - phi(Y_gt) ||_1`` with ``phi`` the
+    sRGB gamma correction of eq. (8), as a mean over all values of matching shapes (the norm up
+    to the constant number of pixels). No clipping: ``phi`` is linear below 0.0031308 and for
+    negative values, so gradients stay finite everywhere."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    diff = linear_to_srgb(_at_least_float32(pred)) - linear_to_srgb(_at_least_float32(target))
+    return diff.abs().mean()
+
+
+def group_annealed_loss(
+    image: torch.Tensor,
+    groups: torch.Tensor | None,
+    target: torch.Tensor,
+    step: int,
+    *,
+    eta: float = ETA,
+    gamma: float = GAMMA,
+) -> dict[str, torch.Tensor]:
+    """deformable_kernels.md eq. (11): ``l(Y, Y_gt) + eta gamma^p sum_i l(Y_i, Y_gt)`` with ``l``
+    eq. (9), ``Y_i`` the group predictions of eq. (10) and ``p`` the iteration.
+
+    ``image`` / ``target`` ``(B, C, H, W)``, ``groups`` ``(B, s, C, H, W)`` (the ``frames`` of a
+    ``deform3d`` output) or ``None`` (then the loss is eq. 9 alone, as for ``deform2d``). The paper
+    writes ``l(Y_i, Y_gt)`` with a free ``i``; we sum over the ``s`` groups, like the per-frame
+    term of eq. (8) above. Returns ``loss``, ``l1`` (eq. 9 on ``Y``), ``groups`` (the sum) and
+    ``anneal_weight`` (``eta gamma^p``)."""
+    l1 = gamma_l1_loss(image, target)
+    weight = anneal_weight(step, gamma, eta)
+    out = {"l1": l1, "anneal_weight": torch.tensor(weight)}
+    if groups is None or eta == 0:
+        out["groups"] = torch.zeros(())
+        out["loss"] = l1
+        return out
+    if groups.ndim != target.ndim + 1 or groups.shape[2:] != target.shape[1:]:
+        raise ValueError(
+            f"group predictions {tuple(groups.shape)} do not fit target {tuple(target.shape)}"
+        )
+    # sum over groups of per-group means == s x the mean over all groups (equal sizes)
+    out["groups"] = groups.shape[1] * gamma_l1_loss(groups, target.unsqueeze(1).expand_as(groups))
+    out["loss"] = l1 + weight * out["groups"]
+    return out
+
+
+class GroupAnnealedLoss(nn.Module):
+    """Thin module around :func:`group_annealed_loss`; the caller passes the iteration p."""
+
+    def __init__(self, eta: float = ETA, gamma: float = GAMMA) -> None:
+        super().__init__()
+        self.eta, self.gamma = eta, gamma
+
+    def forward(self, output, target: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        return group_annealed_loss(
+            output.image, output.frames, target, step, eta=self.eta, gamma=self.gamma
+        )
