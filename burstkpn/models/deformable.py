@@ -333,11 +333,12 @@ class DeformableKernelNet(nn.Module):
         )  # (BC, 1, T, H, W), eq. (4) / (7)
         wn_in = torch.cat([samples[:, 0].to(feat.dtype), x_in.to(feat.dtype), feat], dim=1)
         weights = self.weight_net(wn_in).float()  # F, (BC, T, H, W)
-        per_group = group_filter(samples, weights, self.groups)  # (BC, s, 1, H, W), eq. (10)
-        image = per_group.mean(1)[:, 0].reshape(b, c, h, w)  # = sum_n ..., eq. (1) / (6)
+        # per-group sums (BC, s, 1, H, W); their sum is eq. (1) / (6), s times each is eq. (10)
+        per_group = group_filter(samples, weights, self.groups, scale=False)
+        image = per_group.sum(1)[:, 0].reshape(b, c, h, w)
         group_frames = None
         if self.groups > 1:
-            group_frames = unfold_channels(per_group[:, :, 0], b)  # (B, s, C, H, W)
+            group_frames = unfold_channels(self.groups * per_group[:, :, 0], b)  # (B, s, C, H, W)
         aux = None
         if return_aux:
 

@@ -343,7 +343,9 @@ def _check_weights(samples: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
     return weights
 
 
-def group_filter(samples: torch.Tensor, weights: torch.Tensor, groups: int = 1) -> torch.Tensor:
+def group_filter(
+    samples: torch.Tensor, weights: torch.Tensor, groups: int = 1, *, scale: bool = True
+) -> torch.Tensor:
     """Weighted sums of the samples per tap group (eq. 1 / 6, and eq. 10 for ``groups > 1``).
 
     ``samples`` ``(B, C, T, H, W)`` (from :func:`deform_sample`), ``weights`` ``(B, T, H, W)`` or
@@ -351,7 +353,8 @@ def group_filter(samples: torch.Tensor, weights: torch.Tensor, groups: int = 1) 
     (for a 3D kernel with ``groups = Kt``, one chunk per temporal slice of the base grid) and
     ``Y_i = groups * sum_{n in chunk i} samples_n * weights_n`` (the multiplier ``s`` of eq. 10
     matches the scale of ``Y``). Returns ``(B, groups, C, H, W)``; their mean is eq. (6)'s ``Y``.
-    """
+    ``scale=False`` leaves out the factor ``groups``: then the sum over groups is ``Y`` exactly
+    (no rounding from multiplying and dividing by ``groups``)."""
     weights = _check_weights(samples, weights)
     b, c, t, h, w = samples.shape
     if groups < 1 or t % groups:
@@ -359,7 +362,7 @@ def group_filter(samples: torch.Tensor, weights: torch.Tensor, groups: int = 1) 
     dtype = _compute_dtype(samples, weights)
     prod = samples.to(dtype) * weights.to(dtype)
     per = prod.view(b, c, groups, t // groups, h, w).sum(3).transpose(1, 2)
-    return per * groups
+    return per * groups if scale else per
 
 
 def deform_filter(
