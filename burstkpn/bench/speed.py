@@ -30,16 +30,21 @@ def model_spec(spec: str) -> tuple[str, dict]:
 
 def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 8) -> float:
     """Multiply-accumulates per megapixel of a colour burst: convolutions counted by torch's
-    FlopCounterMode, plus the kernel application (frames x taps per pixel and channel)."""
+    FlopCounterMode, plus the kernel application (frames x taps per pixel and channel), or a
+    model's own ``extra_macs_per_pixel`` (deformable sampling). Models with a fixed burst length
+    (``burst_frames``, e.g. deform3d's 5) get bursts of that length."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    frames = getattr(model, "burst_frames", frames)
     size = 128
     burst = torch.rand(1, frames, 1, size, size)
     nmap = torch.full((1, 1, size, size), 0.05)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(burst, nmap)
     macs = counter.get_total_flops() / 2
-    if not getattr(model, "direct", True):
+    if hasattr(model, "extra_macs_per_pixel"):
+        macs += model.extra_macs_per_pixel * size * size
+    elif not getattr(model, "direct", True):
         macs += frames * model.taps * size * size
     return macs * channels / (size * size) / 1e3  # per channel-pixel -> GMAC per MP
 
@@ -49,7 +54,8 @@ def _worker(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     name, kw = model_spec(args.model)
     model = prepare_model(create_model(name, args.size, **kw).eval(), "cpu", args.precision)
-    burst = torch.rand(1, 8, 3, args.height, args.width)
+    frames = getattr(model, "burst_frames", 8)
+    burst = torch.rand(1, frames, 3, args.height, args.width)
     nmap = torch.full((1, 3, args.height, args.width), 0.05)
 
     def once():
@@ -74,6 +80,7 @@ def _worker(args: argparse.Namespace) -> dict:
         "height": args.height,
         "width": args.width,
         "tile": args.tile,
+        "frames": frames,
         "seconds": best,
         "mp_per_s": args.height * args.width / 1e6 / best,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -162,7 +169,8 @@ def format_table(rows: list[dict]) -> str:
         tile = f", tiles {r['tile']}" if r.get("tile") else ""
         lines.append(
             f"| {r['model']} | {r['size']} | {r['params']:,} | {r['gmac_per_mp']:.0f} | "
-            f"{r['precision']} | 8x3x{r['height']}x{r['width']}{tile} | {r['seconds']:.2f} | "
+            f"{r['precision']} | {r.get('frames', 8)}x3x{r['height']}x{r['width']}{tile} | "
+            f"{r['seconds']:.2f} | "
             f"{r['mp_per_s']:.3f} | {r['peak_rss_mb']:.0f} MB |"
         )
     return "\n".join(lines)

@@ -286,3 +286,14 @@ def test_group_annealed_loss_is_eq11_and_gradcheck():
     assert torch.autograd.gradcheck(fn, (image, groups))
     with pytest.raises(ValueError, match="do not fit"):
         group_annealed_loss(image, groups[..., :3], target, step=0)
+
+
+def test_speed_bench_cost_counts_the_sampling():
+    from burstkpn.bench.speed import gmac_per_megapixel
+
+    for name, frames in (("deform2d", 1), ("deform3d", 5)):
+        model = create_model(name, "tiny").eval()
+        assert model.burst_frames == frames
+        # sampling (2^D corners) and weighting: taps * (2^D + 1) MACs per channel-pixel
+        assert model.extra_macs_per_pixel == model.taps * (2**model.dims + 1)
+        assert gmac_per_megapixel(model) > 3 * model.extra_macs_per_pixel / 1e3
