@@ -79,7 +79,8 @@ def restore_image(
     """Restore ``image`` ``(C, H, W)`` in [0, 1] (sRGB-encoded unless ``linear``) with a
     single-image ``model``; returns ``(C, H, W)`` in [0, 1], encoded like the input. Images
     larger than ``tile`` are processed in tiles with ``margin`` px of context (default: the
-    model's ``tile_margin``); ``tile=0`` runs the whole image at once."""
+    model's ``tile_margin``); ``tile=0`` runs the whole image at once. Models that are not
+    blind get the noise estimated from the image (:mod:`burstkpn.data.estimate`)."""
     from burstkpn.models.tiling import tiled_forward
     from burstkpn.runtime import autocast, prepare_model
 
@@ -90,13 +91,20 @@ def restore_image(
     if not torch.isfinite(image).all():
         raise InputError("the image contains NaN or Inf values")
     x = (image.float() if linear else srgb_to_linear(image.float()))[None, None]
+    nmap = None
+    if not getattr(model, "blind", True):  # non-blind models get the estimated noise
+        from burstkpn.data.estimate import estimate_noise_params
+        from burstkpn.data.noise import estimate_noise_map
+
+        sigma_r, sigma_s = estimate_noise_params(x[0, 0])
+        nmap = estimate_noise_map(x[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
     margin = getattr(model, "tile_margin", DEFAULT_MARGIN) if margin is None else margin
     with autocast("cpu", precision):
         if tile and max(x.shape[-2:]) > tile:
-            out = tiled_forward(model, x, None, tile=tile, margin=margin, progress=progress)
+            out = tiled_forward(model, x, nmap, tile=tile, margin=margin, progress=progress)
         else:
-            out = model(x).image
+            out = model(x, nmap).image
     out = out[0].float()
     return (out if linear else linear_to_srgb(out)).clamp(0, 1)
 

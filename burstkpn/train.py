@@ -158,6 +158,12 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
         made_for = "deblur" if layout == "gopro" else "denoise"
         if task != made_for:
             raise InputError(f"'{cfg.data}' holds {layout} pairs, which are for --task {made_for}")
+    if task != "burst" and not getattr(model, "blind", True):
+        if task == "deblur" or layout != "photos":
+            raise InputError(
+                f"'{cfg.model}' needs a noise map, which {layout} {task} pairs do not give; "
+                "train it blind (--model-kwargs '{\"blind\": true}')"
+            )
     if task == "deblur" and (cfg.blur_size < 1 or cfg.blur_size % 2 == 0):
         raise InputError(f"blur_size must be odd and positive, got {cfg.blur_size}")
     return dataclasses.replace(cfg, task=task, loss=loss, layout=layout)

@@ -39,6 +39,15 @@ def receptive_radius(model: KernelPredictionNet) -> int:
     return r + 1 + max(model.kernel_sizes) // 2  # 3x3 head, kernel footprint
 
 
+def _multiple(model) -> int:
+    """The size multiple a model's pooling grid needs (its U-Net's, or its own)."""
+    if hasattr(model, "backbone"):
+        return model.backbone.multiple
+    if hasattr(model, "multiple"):
+        return model.multiple
+    return getattr(getattr(model, "offset_net", None), "multiple", 1)
+
+
 class _Stop(Exception):
     pass
 
@@ -68,7 +77,7 @@ def tiled_forward(
     defaults to the receptive radius rounded up to that multiple. Models without a ``backbone``
     (single-image models such as dcn_lka) give their own ``multiple`` and need ``margin``: their
     reach has no exact bound, so their tiling is approximate (see :mod:`burstkpn.restoration`)."""
-    m = model.backbone.multiple if hasattr(model, "backbone") else model.multiple
+    m = _multiple(model)
     b, n, c, h, w = burst.shape
     tile = max(m, math.ceil(tile / m) * m)
     r = receptive_radius(model) if margin is None else margin
