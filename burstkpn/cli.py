@@ -307,7 +307,7 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
     print(
         json.dumps(
             {k: card[k] for k in ("name", "steps", "training_hours")}
-            | {"evaluation": card.get("evaluation", {}).get("per_level")}
+            | {"evaluation": card.get("evaluation", {}).get("per_level", card.get("evaluation"))}
         )
     )
     return 0

@@ -573,6 +573,35 @@ def training_seconds(run: Path, until: int | None = None) -> float:
     return total
 
 
+def _evaluate_restoration(model, task: str, testset, limit, progress: bool) -> dict:
+    """Mean PSNR / SSIM of a single-image model and of its degraded input on a deblur test set
+    (a folder with manifest.json) or a folder of real pairs (``bench restore``)."""
+    from burstkpn.bench.restore import degraded, evaluate_restore, model_restore_method
+
+    key = "testset" if (Path(testset) / "manifest.json").is_file() else "pairs"
+    result = evaluate_restore(
+        task,
+        {"model": model_restore_method(model), "input": degraded},
+        **{key: testset},
+        limit=limit,
+        progress=progress,
+    )
+    mean = {}
+    for method in ("model", "input"):
+        rows = [r for r in result["rows"] if r["method"] == method]
+        for metric in ("psnr", "ssim"):
+            value = sum(r[metric] for r in rows) / len(rows)
+            mean[metric if method == "model" else f"{method}_{metric}"] = round(value, 4)
+    option = "--testset" if key == "testset" else "--pairs"
+    return {
+        "testset": str(testset),
+        "pairs": result["bursts"],
+        "command": f"burstkpn bench restore --task {task} {option} {testset}"
+        + (f" --limit {limit}" if limit else ""),
+        **mean,
+    }
+
+
 def export_weights(
     run: str | os.PathLike,
     name: str,
@@ -584,7 +613,8 @@ def export_weights(
 ) -> dict:
     """Copy a run's ``last`` checkpoint to ``out_dir/NAME.safetensors`` with a JSON card beside
     it: training command, data, steps, wall time, last validation, and (with ``testset``) PSNR /
-    SSIM per noise level next to the noisy reference's."""
+    SSIM per noise level next to the noisy reference's; for denoise / deblur runs ``testset``
+    is a deblur test set or a folder of real pairs, scored next to the degraded input."""
     run = Path(run)
     cfg = read_config(run)
     model = load_model(run / "last.safetensors")
@@ -608,7 +638,11 @@ def export_weights(
         "validation": {k: v for k, v in (last_val or {}).items() if k.startswith("val_")},
         "validation_step": last_val["step"] if last_val else None,
     }
-    if testset is not None:
+    if cfg.task in ("denoise", "deblur"):  # no annealed loss
+        card.pop("anneal_weight_at_last_step")
+    if testset is not None and cfg.task in ("denoise", "deblur"):
+        card["evaluation"] = _evaluate_restoration(model, cfg.task, testset, limit, progress)
+    elif testset is not None:
         from burstkpn.bench.methods import model_method, reference
         from burstkpn.bench.quality import select_entries
         from burstkpn.data.testset import TestSet
