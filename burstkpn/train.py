@@ -415,7 +415,8 @@ def train(
         if not resume:
             if (run / "last.safetensors").exists():
                 raise InputError(f"run folder '{run}' already holds a run (use --resume)")
-            write_config(run, cfg)
+        # a resumed run rewrites its config too: an extended run (--steps) says so there
+        write_config(run, cfg)
 
     model = prepare_model(model, device, cfg.precision).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -28,6 +28,13 @@ def model_spec(spec: str) -> tuple[str, dict]:
     return spec, {}
 
 
+def burst_length(model: torch.nn.Module, default: int) -> int:
+    """Frames a model reads: 1 for single-image models (dcn_lka, deform2d), else ``default``."""
+    from burstkpn.restoration import is_single_image
+
+    return 1 if is_single_image(model) else default
+
+
 def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 8) -> float:
     """Multiply-accumulates per megapixel of a colour burst: convolutions counted by torch's
     FlopCounterMode, plus the kernel application (frames x taps per pixel and channel), or a
@@ -35,7 +42,7 @@ def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 
     (``burst_frames``, e.g. deform3d's 5) get bursts of that length."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    frames = getattr(model, "burst_frames", frames)
+    frames = getattr(model, "burst_frames", None) or burst_length(model, frames)
     size = 128
     burst = torch.rand(1, frames, 1, size, size)
     nmap = torch.full((1, 1, size, size), 0.05)
@@ -54,7 +61,7 @@ def _worker(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     name, kw = model_spec(args.model)
     model = prepare_model(create_model(name, args.size, **kw).eval(), "cpu", args.precision)
-    frames = getattr(model, "burst_frames", 8)
+    frames = getattr(model, "burst_frames", None) or burst_length(model, 8)
     burst = torch.rand(1, frames, 3, args.height, args.width)
     nmap = torch.full((1, 3, args.height, args.width), 0.05)
 
