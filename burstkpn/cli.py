@@ -248,6 +248,8 @@ TRAIN_FLAGS = {  # CLI flag -> TrainConfig field
     "loss": "loss",
     "layout": "layout",
     "blur_size": "blur_size",
+    "clips": "clips",
+    "clip_fraction": "clip_fraction",
 }
 
 
@@ -571,14 +573,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int)
     p.add_argument(
         "--task",
-        choices=("burst", "denoise", "deblur"),
+        choices=("burst", "denoise", "deblur", "video"),
         help="burst (default for burst models): synthetic bursts; denoise / deblur (single-image "
-        "models, dcn_lka): pairs made from --data photos, or a SIDD / GoPro / PolyU folder",
+        "models, dcn_lka): pairs made from --data photos, or a SIDD / GoPro / PolyU folder; "
+        "video (default for deform3d): 5-frame clips from photos with motion and / or --clips",
     )
     p.add_argument(
         "--loss",
-        choices=("mse", "gamma_l1"),
-        help="denoise / deblur: mse on sRGB values (dcn_lka.md eq. 7, default) or gamma L1",
+        choices=("mse", "gamma_l1", "group_annealed"),
+        help="denoise / deblur: mse on sRGB values (dcn_lka.md eq. 7, default) or gamma L1; "
+        "video: group_annealed (deformable_kernels.md eq. 11, default) or gamma_l1 (eq. 9)",
+    )
+    p.add_argument(
+        "--clips", help="video: folder of clean clips (frame folders), e.g. .../video/vid4"
+    )
+    p.add_argument(
+        "--clip-fraction",
+        type=float,
+        help="video: share of training clips cut from --clips (default 0.5; 1: clips only)",
     )
     p.add_argument(
         "--layout",

@@ -14,8 +14,13 @@ Tasks: ``burst`` (the default for burst models) trains on synthetic bursts as ab
 (:mod:`burstkpn.data.paired`): synthetic pairs made from a folder of clean photos (our noise
 model; random motion blur), or a paired folder in SIDD / GoPro / PolyU layout (detected), with
 dcn_lka.md's MSE loss, eq. (7), on sRGB values (or ``loss: gamma_l1``), and validation PSNR on
-fixed synthetic pairs from the validation photos. The task, the loss and the data layout are
-resolved when a run starts and stored in ``config.yaml``, so ``--resume`` continues the same.
+fixed synthetic pairs from the validation photos. ``video`` (the default for clip models,
+``deform3d``) trains on clips of ``2 tau + 1`` frames (:mod:`burstkpn.data.video`): photos with
+synthetic camera motion and / or clean clips from ``clips`` (a folder of frame folders), with
+deformable_kernels.md eq. (11) (eq. 9 plus the group-annealed term of eq. 10; ``loss: gamma_l1``
+gives eq. 9 alone, Table 4's "w/o annealing term"), validated at the paper's Low / High levels.
+The task, the loss and the data layout are resolved when a run starts and stored in
+``config.yaml``, so ``--resume`` continues the same.
 
 Run folder::
 
@@ -45,14 +50,21 @@ from burstkpn.data.files import atomic_write_bytes
 from burstkpn.data.images import list_images, load_linear
 from burstkpn.data.synth import synthesize_burst
 from burstkpn.errors import InputError
-from burstkpn.losses import RESTORATION_LOSSES, annealed_loss, basic_loss, restoration_loss
+from burstkpn.losses import (
+    RESTORATION_LOSSES,
+    annealed_loss,
+    basic_loss,
+    group_annealed_loss,
+    restoration_loss,
+)
 from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, save_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
-TASKS = ("auto", "burst", "denoise", "deblur")
-LOSSES = ("auto", "annealed", *RESTORATION_LOSSES)
+VIDEO_VAL_LEVELS = ("low", "high")  # deformable_kernels.md Tables 2-3
+TASKS = ("auto", "burst", "denoise", "deblur", "video")
+LOSSES = ("auto", "annealed", "group_annealed", *RESTORATION_LOSSES)
 DATA_LAYOUTS = ("auto", "photos", "sidd", "gopro", "polyu")  # photos: clean photos, synthetic
 
 
@@ -96,6 +108,10 @@ class TrainConfig:
     blur_size: int = 15  # deblur, synthetic pairs: motion-blur kernel size (odd)
     blur_noise: bool = False  # deblur, synthetic pairs: add a little noise to the blurry image
     noise_correlation: list = field(default_factory=lambda: [0.0, 0.0])  # denoise, synthetic
+    # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
+    # training clip comes from it with probability clip_fraction (1: clips only)
+    clips: str | None = None
+    clip_fraction: float = 0.5
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -125,6 +141,8 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     from burstkpn.restoration import is_single_image
 
     single = is_single_image(model)
+    if is_video_model(model) or cfg.task == "video":
+        return _resolve_video(cfg, model)
     task = cfg.task if cfg.task != "auto" else ("denoise" if single else "burst")
     if task != "burst" and not single:
         raise InputError(
@@ -169,6 +187,55 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     return dataclasses.replace(cfg, task=task, loss=loss, layout=layout)
 
 
+def is_video_model(model: torch.nn.Module) -> bool:
+    """Whether ``model`` denoises the centre of a ``2 tau + 1``-frame clip (``deform3d``)."""
+    return getattr(getattr(model, "module", model), "tau", 0) >= 1
+
+
+def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
+    """The video task: clip models only; loss eq. (11) (``group_annealed``) or eq. (9)
+    (``gamma_l1``); ``--data`` photos, or a clip folder (then ``clips`` with fraction 1);
+    ``num_frames`` the model's clip length."""
+    from burstkpn.data.video import find_clips, is_clip_folder
+
+    task = "video" if cfg.task == "auto" else cfg.task
+    if task != "video" or not is_video_model(model):
+        raise InputError(
+            f"'{cfg.model}' takes clips: train it with --task video"
+            if task != "video"
+            else f"--task video trains clip models (deform3d); '{cfg.model}' is not one"
+        )
+    loss = "group_annealed" if cfg.loss == "auto" else cfg.loss
+    if loss not in ("group_annealed", "gamma_l1"):
+        raise InputError(f"loss '{loss}' does not fit task video (group_annealed, gamma_l1)")
+    if cfg.layout not in ("auto", "photos"):
+        raise InputError(f"video training makes clips from photos; layout '{cfg.layout}' is paired")
+    if not 0.0 <= cfg.clip_fraction <= 1.0:
+        raise InputError(f"clip_fraction must be in [0, 1], got {cfg.clip_fraction}")
+    data, clips, fraction = cfg.data, cfg.clips, cfg.clip_fraction
+    n = int(model.num_frames)
+    if is_clip_folder(data, n):
+        if clips is not None:
+            raise InputError(f"'{data}' holds video clips: give it as --clips, photos as --data")
+        data, clips, fraction = None, data, 1.0
+    if clips is not None:
+        find_clips(clips, n)  # fail early on a bad folder
+    else:
+        fraction = 0.0
+    if data is not None and fraction < 1.0:
+        list_images(data)
+    return dataclasses.replace(
+        cfg,
+        task="video",
+        loss=loss,
+        layout="photos",
+        data=data,
+        clips=clips,
+        clip_fraction=fraction,
+        num_frames=n,
+    )
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
     """lr * decay^epoch, floored at lr_min (ame_kpn.md section 3.2)."""
     return max(cfg.lr * cfg.lr_decay ** (step // cfg.epoch_steps), cfg.lr_min)
@@ -195,6 +262,19 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
     """Item ``i`` is the ``i``-th sample of the run (step s uses ``[s * batch, (s + 1) *
     batch)``), each drawn from its own seeded generator."""
     length = max(cfg.steps, 1) * cfg.batch_size
+    if cfg.task == "video":
+        from burstkpn.data.video import SyntheticClipDataset
+
+        return SyntheticClipDataset(
+            cfg.data,
+            cfg.clips,
+            clip_fraction=cfg.clip_fraction,
+            patch_size=cfg.patch_size,
+            tau=cfg.num_frames // 2,
+            length=length,
+            seed=cfg.seed,
+            channels=cfg.channels,
+        )
     if cfg.task in ("denoise", "deblur"):
         from burstkpn.data.paired import PairedImageDataset
 
@@ -244,6 +324,8 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
             cfg, cfg.val_data, cfg.val_patch, cfg.val_bursts, 10_000, augment=False
         )
         return [{"level": None, **pairs[i]} for i in range(cfg.val_bursts)]
+    if cfg.task == "video":
+        return _video_val_set(cfg)
     refs = list_images(cfg.val_data)
     images = [match_channels(load_linear(r), 3) for r in refs]
     out = []
@@ -268,6 +350,26 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
     return out
 
 
+def _video_val_set(cfg: TrainConfig) -> list[dict]:
+    """``val_bursts`` fixed clips with synthetic motion from the validation photos, cycling
+    through the paper's Low / High levels (deformable_kernels.md Tables 2-3)."""
+    from burstkpn.data.noise import add_noise, estimate_noise_map, parse_noise
+    from burstkpn.data.video import burst_order, synthesize_clip
+
+    images = [match_channels(load_linear(r), 3) for r in list_images(cfg.val_data)]
+    out = []
+    for i in range(cfg.val_bursts):
+        level = parse_noise(VIDEO_VAL_LEVELS[i % len(VIDEO_VAL_LEVELS)])
+        g = torch.Generator().manual_seed(10_000 + i)
+        image = images[(i // len(VIDEO_VAL_LEVELS)) % len(images)]
+        clip, _ = synthesize_clip(image, g, cfg.num_frames // 2, cfg.val_patch)
+        burst = clip[burst_order(clip.shape[0])][None]
+        noisy = add_noise(burst, level.sigma_r, level.sigma_s, g)
+        nmap = estimate_noise_map(noisy[:, 0], level.sigma_r, level.sigma_s)
+        out.append({"level": level.name, "noisy": noisy, "noise_map": nmap, "clean": burst[:, 0]})
+    return out
+
+
 @torch.no_grad()
 def validate(
     model, val_set: list[dict], precision: str, device: torch.device, loss: str = "annealed"
@@ -286,8 +388,9 @@ def validate(
         clean = clean[None] if clean.ndim == 3 else clean
         if loss == "annealed":
             losses.append(float(basic_loss(out.image.float(), clean)["loss"]))
-        else:
-            losses.append(float(restoration_loss(out.image.float(), clean, loss)["loss"]))
+        else:  # eq. (9) alone for the video task's validation
+            kind = "gamma_l1" if loss == "group_annealed" else loss
+            losses.append(float(restoration_loss(out.image.float(), clean, kind)["loss"]))
         per_level.setdefault(item["level"], []).append(float(psnr(out.image, clean).mean()))
     model.train()
     if list(per_level) == [None]:  # denoise / deblur: one PSNR
@@ -473,7 +576,11 @@ def train(
                 beta=cfg.beta,
                 grad_weight=cfg.grad_weight,
             )
-        else:  # dcn_lka.md eq. (7) on sRGB values, or gamma L1
+        elif cfg.loss == "group_annealed":  # deformable_kernels.md eq. (11)
+            terms = group_annealed_loss(
+                output.image, output.frames, clean, step, eta=cfg.beta, gamma=cfg.alpha
+            )
+        else:  # dcn_lka.md eq. (7) on sRGB values, or gamma L1 (eq. 9)
             terms = restoration_loss(output.image, clean, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -528,6 +635,9 @@ def plot_metrics(run: Path) -> Path | None:
     if "basic" in rows[0]:  # burst task
         a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 8)", lw=0.8)
         a.semilogy(steps, [r["basic"] for r in rows], label="basic (eq. 7)", lw=0.8)
+    elif "groups" in rows[0]:  # video task, deformable_kernels.md
+        a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 11)", lw=0.8)
+        a.semilogy(steps, [r["l1"] for r in rows], label="gamma L1 (eq. 9)", lw=0.8)
     else:  # denoise / deblur
         a.semilogy(steps, [r["mse"] for r in rows], label="MSE, sRGB (dcn_lka eq. 7)", lw=0.8)
         a.semilogy(steps, [r["l1"] for r in rows], label="L1, sRGB", lw=0.8)
@@ -535,7 +645,7 @@ def plot_metrics(run: Path) -> Path | None:
     a.set_title("training loss")
     a.legend()
     val = [r for r in rows if "val_psnr" in r]
-    for key in ["val_psnr"] + [f"val_psnr_{lv}" for lv in VAL_LEVELS]:
+    for key in ["val_psnr"] + [f"val_psnr_{lv}" for lv in VAL_LEVELS + VIDEO_VAL_LEVELS]:
         pts = [(r["step"], r[key]) for r in val if key in r]
         if pts:
             b.plot(
