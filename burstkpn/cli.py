@@ -99,8 +99,32 @@ def _refuse_overwriting_input(out: Path, refs: list[str]) -> None:
 def cmd_make_testset(args: argparse.Namespace) -> int:
     from burstkpn.data.testset import make_testset
 
-    noise = args.noise or ("none" if args.task == "deblur" else "gain1,gain2,gain3,gain4")
+    defaults = {"deblur": "none", "video": "low,high", "burst": "gain1,gain2,gain3,gain4"}
+    noise = args.noise or defaults[args.task]
     levels = [s for s in noise.split(";" if ";" in noise else ",") if s.strip()]
+    if args.task == "video":
+        from burstkpn.data.video_testset import make_video_testset
+
+        manifest = make_video_testset(
+            args.source,
+            args.out,
+            levels=levels,
+            num_frames=args.frames or 5,
+            patch_size=args.patch,
+            seed=args.seed,
+            layout=args.layout,
+            windows=args.windows,
+            channels=None if args.keep_channels else 3,
+            force=args.force,
+            progress=not args.quiet,
+        )
+        n = len(manifest["windows"])
+        layout = manifest["generator"]["layout"]
+        print(
+            f"wrote {n // len(levels)} windows from {layout} x {len(levels)} levels "
+            f"({', '.join(levels)}) to {args.out}/ with manifest.json"
+        )
+        return 0
     if args.task == "deblur":
         from burstkpn.data.deblur_testset import make_deblur_testset
 
@@ -120,7 +144,7 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
         args.source,
         args.out,
         levels=levels,
-        num_frames=args.frames,
+        num_frames=args.frames or 8,
         patch_size=args.patch,
         seed=args.seed,
         mode=args.mode,
@@ -504,8 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"burstkpn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common_burst(p: argparse.ArgumentParser, patch: int) -> None:
-        p.add_argument("--frames", type=int, default=8, help="frames per burst (default 8)")
+    def common_burst(p: argparse.ArgumentParser, patch: int, frames: int | None = 8) -> None:
+        p.add_argument(
+            "--frames",
+            type=int,
+            default=frames,
+            help="frames per burst (default 8; make-testset --task video: 5)",
+        )
         p.add_argument("--patch", type=int, default=patch, help=f"output size in px ({patch})")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument(
@@ -537,13 +566,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task",
-        choices=("burst", "deblur"),
+        choices=("burst", "deblur", "video"),
         default="burst",
-        help="burst: noisy bursts; deblur: whole photos with seeded motion blur + true kernels",
+        help="burst: noisy bursts; deblur: whole photos with seeded motion blur + true kernels; "
+        "video: noisy 5-frame windows (centre frame first) from clips or photos with motion",
     )
     p.add_argument("--blur-size", type=int, default=15, help="deblur: kernel size (odd, 15)")
+    p.add_argument(
+        "--layout",
+        choices=("auto", "clips", "photos"),
+        default="auto",
+        help="video: SRC is a folder of frame folders (clips) or photos (synthetic motion)",
+    )
+    p.add_argument("--windows", type=int, help="video: at most N windows per clip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    common_burst(p, 128)
+    common_burst(p, 128, frames=None)
     p.set_defaults(func=cmd_make_testset)
 
     p = sub.add_parser("train", help="train a model on synthetic bursts (resumable, DDP)")
