@@ -236,6 +236,65 @@ def cmd_bench_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{what} must be numbers separated by commas, got '{text}'") from None
+
+
+def _motion_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "speeds": _floats(args.speeds, "--speeds"),
+        "source": args.source,
+        "windows": args.windows,
+        "patch_size": args.patch,
+        "level": args.noise,
+        "seed": args.seed,
+    }
+
+
+def cmd_bench_video(args: argparse.Namespace) -> int:
+    from burstkpn.bench.quality import markdown_table
+    from burstkpn.bench.video import run_video
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    summary = run_video(
+        args.testset,
+        methods,
+        args.out,
+        limit=args.limit,
+        motion_sweep=_motion_kwargs(args) if args.motion_sweep else None,
+        force=args.force,
+        progress=not args.quiet,
+        command="burstkpn bench video " + " ".join(sys.argv[3:]),
+    )
+    print(markdown_table(summary))
+    extra = ", motion.csv, motion.png" if args.motion_sweep else ""
+    print(f"wrote results.csv, results.json, report.md, report.html{extra} to {args.out}/")
+    return 0
+
+
+def cmd_bench_motion(args: argparse.Namespace) -> int:
+    from burstkpn.bench.video import run_motion
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    table = run_motion(
+        args.out,
+        methods=methods,
+        force=args.force,
+        progress=not args.quiet,
+        command="burstkpn bench motion " + " ".join(sys.argv[3:]),
+        **_motion_kwargs(args),
+    )
+    speeds = _floats(args.speeds, "--speeds")
+    print("mean PSNR (dB) per px/frame: " + ", ".join(f"{s:g}" for s in speeds))
+    for name, values in table.items():
+        print(f"  {name}: " + ", ".join(f"{v:.2f}" for v in values))
+    print(f"wrote motion.csv, motion.json, motion.md and motion.png to {args.out}/")
+    return 0
+
+
 def cmd_bench_ablation(args: argparse.Namespace) -> int:
     from burstkpn.bench.quality import run_ablation
     from burstkpn.models.factory import weights_dir
@@ -732,6 +791,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench_restore)
+
+    def motion_options(p: argparse.ArgumentParser, sweep: str) -> None:
+        p.add_argument("--speeds", default="0,1,2,4,8,16", help=f"{sweep}px per frame")
+        p.add_argument("--windows", type=int, default=4, help=f"{sweep}windows (default 4)")
+        p.add_argument("--source", default="embedded", help=f"{sweep}photos (default embedded)")
+        p.add_argument("--noise", default="low", help=f"{sweep}noise level (default low)")
+        p.add_argument("--patch", type=int, default=96, help=f"{sweep}window size (96)")
+        p.add_argument("--seed", type=int, default=0, help=f"{sweep}seed (default 0)")
+
+    from burstkpn.bench.video import DEFAULT_MOTION_METHODS, DEFAULT_VIDEO_METHODS
+
+    p = bench.add_parser("video", help="PSNR / SSIM at Low / High on a video test set (Table 3)")
+    p.add_argument("--testset", required=True, help="folder written by make-testset --task video")
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_VIDEO_METHODS),
+        help="comma-separated: reference, average, model names or .safetensors paths",
+    )
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--limit", type=int, help="only the first N windows (all their levels)")
+    p.add_argument(
+        "--motion-sweep", action="store_true", help="also run bench motion, shown in the report"
+    )
+    motion_options(p, "motion sweep: ")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench_video)
+
+    p = bench.add_parser("motion", help="PSNR vs per-frame motion (deformable_kernels.md Fig. 8)")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_MOTION_METHODS),
+        help="comma-separated: reference, average, model names or .safetensors paths",
+    )
+    motion_options(p, "")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench_motion)
 
     p = bench.add_parser("ablation", help="ame_kpn.md Table 2 from the six checkpoints")
     p.add_argument("--testset", required=True)

@@ -353,9 +353,11 @@ def write_html_report(
     examples: Sequence[Mapping[str, Any]],
     visualisation: Mapping[str, Any] | None = None,
     title: str = "burstkpn benchmark",
+    figures: Sequence[tuple[str, str | os.PathLike]] = (),
 ) -> Path:
     """Write one self-contained ``out_dir/report.html`` (see the module docstring); returns its
-    path. The file is written atomically."""
+    path. ``figures``: extra ``(heading, PNG file)`` sections, embedded after the chart. The
+    file is written atomically."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -380,6 +382,9 @@ def write_html_report(
         "<h2>PSNR per noise level</h2>",
         f'<img class="chart" src="{_bar_chart_uri(table)}" alt="PSNR bar chart">',
     ]
+    for heading, png in figures:
+        uri = "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        parts += [f"<h2>{_esc(heading)}</h2>", f'<img class="chart" src="{uri}" alt="figure">']
     if examples:
         parts.append("<h2>Examples</h2>")
         parts += [_example_html(ex) for ex in examples]

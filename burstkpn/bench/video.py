@@ -1,0 +1,464 @@
+"""Video benchmarks for the deformable kernels (deformable_kernels.md):
+
+- ``burstkpn bench video``: methods x the video test set (:mod:`burstkpn.data.video_testset`)
+  -> PSNR / SSIM of the centre frame per noise level, in the layout of Table 3 (rows methods,
+  columns Low / High); ``results.csv``, ``results.json``, ``report.md``, ``report.html``.
+- ``burstkpn bench motion``: a motion sweep like Fig. 8: PSNR of each method as the per-frame
+  motion grows, on seeded windows made from photos with constant-velocity motion;
+  ``motion.csv``, ``motion.json``, ``motion.md`` and the line plot ``motion.png``.
+
+Every method maps a window (``noisy`` ``(1, F, C, H, W)``, centre frame first, ``noise_map``,
+``sigma_r``, ``sigma_s``) to the denoised centre frame ``(1, C, H, W)``:
+
+- ``reference`` (the noisy centre frame) and ``average`` (the plain mean of the F frames, the
+  paper's "direct average");
+- ``deform2d``: the single-image model on the centre frame alone, which is what running it
+  frame by frame on a video gives for that frame (Table 3's "Ours-2D" applies 2D kernels to
+  every frame of a jointly trained multi-frame model; ours has no such variant);
+- ``kpn`` (or any burst model): the window in burst order, repeated cyclically to the
+  model's burst length (8 for the shipped weights), no pre-alignment: the rigid kernels see
+  the motion as it is;
+- ``deform3d`` (or any clip model): the window as it is;
+- ``path/to/checkpoint.safetensors``: by its kind, as above.
+
+Shipped names whose weights are missing are skipped with a message. Metrics:
+:func:`burstkpn.metrics.psnr` / :func:`~burstkpn.metrics.ssim` per window, then averaged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from burstkpn.bench.methods import Method, average, model_method, reference
+from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.errors import InputError
+from burstkpn.metrics import psnr, ssim
+
+DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
+DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
+DEFAULT_SPEEDS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
+ANCHORS = ("reference", "average")
+SIMPLE: dict[str, Method] = {"reference": reference, "average": average}
+
+
+# --------------------------------------------------------------------------- methods
+def fit_window(noisy: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, F, ...)`` -> ``(B, n, ...)``: the first ``n`` frames, or the frames repeated
+    cyclically (as :func:`burstkpn.denoising.denoise_burst` fills a burst model's slots)."""
+    f = noisy.shape[1]
+    return noisy[:, [i % f for i in range(n)]]
+
+
+def window_method(model: torch.nn.Module, precision: str = "auto") -> Method:
+    """A model as a method on windows: single-image models get the centre frame, clip models
+    the window, burst models the window fitted to their burst length."""
+    from burstkpn.restoration import is_single_image
+    from burstkpn.train import is_video_model
+
+    run = model_method(model, precision)
+    if is_single_image(model):
+        frames = 1
+    elif is_video_model(model):
+        frames = None
+    else:
+        frames = int(getattr(model, "num_frames", 8))
+
+    def apply(item) -> torch.Tensor:
+        if frames is None and item.noisy.shape[1] != model.num_frames:
+            raise InputError(
+                f"this clip model takes {model.num_frames} frames, the window has "
+                f"{item.noisy.shape[1]}"
+            )
+        if frames is None:
+            return run(item)
+        return run(_Window(fit_window(item.noisy, frames), item.noise_map))
+
+    return apply
+
+
+class _Window:
+    def __init__(self, noisy: torch.Tensor, noise_map: torch.Tensor) -> None:
+        self.noisy, self.noise_map = noisy, noise_map
+
+
+def resolve_video_method(name: str) -> tuple[Method | None, str]:
+    """``(callable, note)``; the callable is ``None`` with the reason when shipped weights are
+    missing. ``deform2d`` (and other single-image names) pick their denoising weights."""
+    if name in SIMPLE:
+        return SIMPLE[name], ""
+    from burstkpn.models import list_models, load_model
+    from burstkpn.restoration import load_restoration_model
+
+    if name.endswith(".safetensors"):
+        return window_method(load_model(name)), f"checkpoint {name}"
+    if name in list_models():
+        try:
+            model = load_restoration_model(name, "denoise")
+        except InputError as exc:
+            return None, f"skipped: {exc}"
+        steps = model.card.get("step", "?")
+        return window_method(model), f"shipped weights ({steps} training steps)"
+    raise InputError(
+        f"unknown method '{name}' (use {', '.join(SIMPLE)}, a model name such as "
+        f"{', '.join(DEFAULT_VIDEO_METHODS[2:])}, or a .safetensors checkpoint)"
+    )
+
+
+def resolve_all(methods: Sequence[str]) -> tuple[dict[str, Method], dict[str, str]]:
+    """The available methods and a note for every name (printed for skipped ones)."""
+    resolved, notes = {}, {}
+    for name in methods:
+        fn, note = resolve_video_method(name)
+        notes[name] = note
+        if fn is None:
+            print(f"bench: {name} {note}")
+        else:
+            resolved[name] = fn
+    return resolved, notes
+
+
+# --------------------------------------------------------------------------- bench video
+def select_windows(entries: list[dict], limit: int | None) -> list[dict]:
+    """All windows, or those of the first ``limit`` window names (sorted), every level."""
+    if limit is None:
+        return entries
+    names = set(sorted({e["image"] for e in entries})[:limit])
+    return [e for e in entries if e["image"] in names]
+
+
+def evaluate_video(
+    testset_dir: str | Path,
+    methods: Sequence[str],
+    *,
+    limit: int | None = None,
+    examples: int = 2,
+    example_level: str = "high",
+    progress: bool = True,
+    resolved: tuple[dict[str, Method], dict[str, str]] | None = None,
+) -> dict:
+    """Every available method on every selected window; the structure of
+    :func:`burstkpn.bench.quality.evaluate` (rows, notes, examples, levels, methods)."""
+    from burstkpn.data.video_testset import VideoTestSet
+
+    testset = VideoTestSet(testset_dir)
+    entries = select_windows(testset.entries, limit)
+    if not entries:
+        raise InputError(f"test set '{testset_dir}' has no windows")
+    resolved, notes = resolved or resolve_all(methods)
+    shown_names = sorted({e["image"] for e in entries})[:examples]
+    rows, shown = [], []
+    for entry in tqdm(entries, desc="bench video", unit="window", disable=not progress):
+        item = testset.load(entry)
+        mp = item.clean.shape[-2] * item.clean.shape[-1] / 1e6
+        keep = entry["level"] == example_level and entry["image"] in shown_names
+        outputs = {}
+        for name, fn in resolved.items():
+            t0 = time.perf_counter()
+            out = fn(item).float()
+            seconds = time.perf_counter() - t0
+            rows.append(
+                {
+                    "method": name,
+                    "image": entry["image"],
+                    "level": entry["level"],
+                    "psnr": float(psnr(out, item.clean)[0]),
+                    "ssim": float(ssim(out, item.clean)[0]),
+                    "seconds": seconds,
+                    "megapixels": mp,
+                }
+            )
+            if keep:
+                outputs[name] = out[0]
+        if keep:
+            shown.append(
+                {
+                    "name": entry["image"],
+                    "level": entry["level"],
+                    "clean": item.clean[0],
+                    "noisy": item.noisy[0, 0],
+                    "outputs": outputs,
+                }
+            )
+    return {
+        "rows": rows,
+        "notes": notes,
+        "examples": shown,
+        "levels": testset.levels,
+        "methods": list(resolved),
+        "bursts": len(entries),
+    }
+
+
+def _csv_bytes(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def write_video_reports(
+    result: dict, out: Path, command: str, figures: Sequence[tuple[str, Path]] = ()
+) -> dict:
+    """results.csv, results.json, report.md (Table 3 layout) and report.html (with
+    ``figures``: (heading, PNG) pairs, e.g. the motion sweep)."""
+    from burstkpn.bench.quality import markdown_table, standing, summarize
+    from burstkpn.bench.report import write_html_report
+
+    summary = summarize(result)
+    atomic_write_bytes(out / "results.csv", _csv_bytes(result["rows"]))
+    payload = {
+        "command": command,
+        "windows": result["bursts"],
+        "summary": summary,
+        "notes": result["notes"],
+        "rows": result["rows"],
+    }
+    atomic_write_bytes(out / "results.json", (json.dumps(payload, indent=1) + "\n").encode())
+    skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
+    lines = standing(summary, classical=ANCHORS)
+    md = (
+        f"# Video benchmark\n\n`{command}`\n\n{result['bursts']} windows of 5 frames "
+        "(deformable_kernels.md Table 3 layout). PSNR (dB) / SSIM of the centre frame on "
+        "sRGB-gamma-corrected images, 8-pixel border ignored, averaged per window; s / MP is "
+        "wall time per megapixel of output.\n\n"
+        + markdown_table(summary)
+        + "\n"
+        + (
+            "\nStanding (mean PSNR, learned minus reference / average):\n\n"
+            + "\n".join(lines)
+            + "\n"
+            if lines
+            else ""
+        )
+        + "".join(f"\n![{title}]({path.name})\n" for title, path in figures)
+        + (f"\nSkipped:{skipped}\n" if skipped else "")
+    )
+    atomic_write_bytes(out / "report.md", md.encode())
+    write_html_report(
+        out,
+        {**summary, "caption": command},
+        result["examples"],
+        None,
+        title="burstkpn video benchmark",
+        figures=figures,
+    )
+    return summary
+
+
+def run_video(
+    testset_dir,
+    methods: Sequence[str],
+    out_dir,
+    *,
+    limit: int | None = None,
+    motion_sweep: dict | None = None,
+    force: bool = False,
+    progress: bool = True,
+    command: str = "burstkpn bench video",
+) -> dict:
+    """``bench video``; with ``motion_sweep`` (keyword arguments of :func:`motion_sweep`) the
+    sweep is run too, written next to the tables and shown in ``report.html``."""
+    out = prepare_output_dir(out_dir, force)
+    resolved = resolve_all(methods)
+    result = evaluate_video(testset_dir, methods, limit=limit, progress=progress, resolved=resolved)
+    figures = []
+    if motion_sweep is not None:
+        sweep = motion_sweep_rows(progress=progress, resolved=resolved, **motion_sweep)
+        write_motion_reports(sweep, out, command)
+        figures.append(("Motion sweep (PSNR vs motion, cf. Fig. 8)", out / "motion.png"))
+    return write_video_reports(result, out, command, figures)
+
+
+# --------------------------------------------------------------------------- bench motion
+def sweep_windows(
+    source,
+    speeds: Sequence[float],
+    *,
+    windows: int = 4,
+    patch_size: int = 96,
+    num_frames: int = 5,
+    level: str = "low",
+    seed: int = 0,
+):
+    """Yields ``(speed, window index, item)``: window ``i`` is photo ``i`` (cycling) at one
+    seeded position and direction, moving ``speed`` px/frame with constant velocity (no
+    jitter); the position, the direction and the noise are the same at every speed, so only
+    the motion changes (the paper's subsets "use the same reference frames")."""
+    from burstkpn.data.datasets import derive_seed, match_channels
+    from burstkpn.data.images import list_images, load_linear
+    from burstkpn.data.noise import add_noise, estimate_noise_map, parse_noise
+    from burstkpn.data.video import burst_order, crop_clip, linear_trajectory, motion_margin
+    from burstkpn.data.video_testset import TestWindow
+
+    if not speeds or any(s < 0 or not math.isfinite(s) for s in speeds):
+        raise InputError(f"speeds must be non-negative numbers, got {list(speeds)}")
+    if windows < 1:
+        raise InputError(f"--windows must be positive, got {windows}")
+    noise = parse_noise(level)
+    refs = list_images(source)
+    tau = num_frames // 2
+    order = burst_order(num_frames)
+    margin = motion_margin(max(speeds) * tau)
+    for i in range(windows):
+        ref = refs[i % len(refs)]
+        image = match_channels(load_linear(ref), 3)
+        h, w = image.shape[-2:]
+        if min(h, w) < patch_size + 2 * margin:
+            raise InputError(
+                f"{ref}: image of {w}x{h} px is too small for {patch_size} px windows moving "
+                f"{max(speeds):g} px/frame (needs {patch_size + 2 * margin} px per side)"
+            )
+        g = torch.Generator().manual_seed(derive_seed(seed, i))
+        top = int(torch.randint(margin, h - patch_size - margin + 1, (1,), generator=g))
+        left = int(torch.randint(margin, w - patch_size - margin + 1, (1,), generator=g))
+        angle = float(torch.rand(1, generator=g, dtype=torch.float64)) * 2 * math.pi
+        noise_seed = derive_seed(seed, i, 1)
+        for speed in speeds:
+            trajectory = linear_trajectory(tau, speed, angle)
+            burst = crop_clip(image, trajectory, top, left, patch_size)[order]
+            gn = torch.Generator().manual_seed(noise_seed)
+            noisy = add_noise(burst, noise.sigma_r, noise.sigma_s, gn)[None]
+            yield (
+                float(speed),
+                i,
+                TestWindow(
+                    image=f"window{i}",
+                    level=noise.name,
+                    noisy=noisy,
+                    noise_map=estimate_noise_map(noisy[:, 0], noise.sigma_r, noise.sigma_s),
+                    clean=burst[:1],
+                    sigma_r=noise.sigma_r,
+                    sigma_s=noise.sigma_s,
+                    time=torch.arange(num_frames)[order] - tau,
+                    motion=trajectory[order],
+                ),
+            )
+
+
+def motion_sweep_rows(
+    *,
+    methods: Sequence[str] = DEFAULT_MOTION_METHODS,
+    speeds: Sequence[float] = DEFAULT_SPEEDS,
+    source=None,
+    windows: int = 4,
+    patch_size: int = 96,
+    level: str = "low",
+    seed: int = 0,
+    progress: bool = True,
+    resolved: tuple[dict[str, Method], dict[str, str]] | None = None,
+) -> dict:
+    """PSNR / SSIM of every available method on every sweep window and speed (``resolved``:
+    methods already resolved by :func:`resolve_all`)."""
+    resolved, notes = resolved or resolve_all(methods)
+    rows = []
+    items = sweep_windows(
+        source, speeds, windows=windows, patch_size=patch_size, level=level, seed=seed
+    )
+    total = windows * len(speeds)
+    for speed, i, item in tqdm(items, total=total, desc="bench motion", disable=not progress):
+        for name, fn in resolved.items():
+            out = fn(item).float()
+            rows.append(
+                {
+                    "method": name,
+                    "speed": speed,
+                    "window": i,
+                    "psnr": float(psnr(out, item.clean)[0]),
+                    "ssim": float(ssim(out, item.clean)[0]),
+                }
+            )
+    return {
+        "rows": rows,
+        "notes": notes,
+        "methods": list(resolved),
+        "speeds": [float(s) for s in speeds],
+        "windows": windows,
+        "level": level,
+        "patch_size": patch_size,
+        "seed": seed,
+    }
+
+
+def motion_summary(sweep: dict) -> dict[str, list[float]]:
+    """Mean PSNR per method and speed (in the order of ``sweep["speeds"]``)."""
+    table = {}
+    for name in sweep["methods"]:
+        table[name] = []
+        for speed in sweep["speeds"]:
+            vals = [r["psnr"] for r in sweep["rows"] if r["method"] == name and r["speed"] == speed]
+            table[name].append(sum(vals) / len(vals))
+    return table
+
+
+def plot_motion(sweep: dict, path: Path) -> Path:
+    """Line plot of mean PSNR vs per-frame motion, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = motion_summary(sweep)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in table.items():
+        ax.plot(sweep["speeds"], values, marker="o", label=Path(name).stem)
+    if any(s > 0 for s in sweep["speeds"]):
+        ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xticks(sweep["speeds"])
+    ax.set_xticklabels([f"{s:g}" for s in sweep["speeds"]])
+    ax.set_xlabel("motion (px per frame)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"motion sweep, {sweep['level']} noise, {sweep['windows']} windows")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def write_motion_reports(sweep: dict, out: Path, command: str) -> dict[str, list[float]]:
+    """motion.csv (per window), motion.json, motion.md (mean PSNR table) and motion.png."""
+    table = motion_summary(sweep)
+    atomic_write_bytes(out / "motion.csv", _csv_bytes(sweep["rows"]))
+    payload = {"command": command, **{k: v for k, v in sweep.items() if k != "rows"}}
+    payload["mean_psnr"] = table
+    atomic_write_bytes(out / "motion.json", (json.dumps(payload, indent=1) + "\n").encode())
+    plot_motion(sweep, out / "motion.png")
+    head = "| Method | " + " | ".join(f"{s:g} px/frame" for s in sweep["speeds"]) + " |"
+    lines = [head, "|---|" + "---|" * len(sweep["speeds"])]
+    for name, values in table.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    skipped = [f"- {m}: {n}" for m, n in sweep["notes"].items() if n.startswith("skipped")]
+    md = (
+        f"# Motion sweep\n\n`{command}`\n\nMean PSNR (dB) of the centre frame over "
+        f"{sweep['windows']} windows ({sweep['patch_size']} px, {sweep['level']} noise) per "
+        "constant per-frame motion (deformable_kernels.md Fig. 8 varies the frame rate "
+        "instead).\n\n" + "\n".join(lines) + "\n\n![motion sweep](motion.png)\n"
+    )
+    if skipped:
+        md += "\nSkipped:\n" + "\n".join(skipped) + "\n"
+    atomic_write_bytes(out / "motion.md", md.encode())
+    return table
+
+
+def run_motion(
+    out_dir, *, force: bool = False, command: str = "burstkpn bench motion", **kwargs
+) -> dict[str, list[float]]:
+    """``bench motion``: :func:`motion_sweep_rows` written by :func:`write_motion_reports`."""
+    out = prepare_output_dir(out_dir, force)
+    sweep = motion_sweep_rows(**kwargs)
+    if not sweep["methods"]:
+        raise InputError("no method to run (every model named was skipped)")
+    return write_motion_reports(sweep, out, command)
