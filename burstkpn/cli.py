@@ -477,6 +477,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
         return _denoise_video(args, out)
     inputs = list_images(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+    if out.suffix.lower() in VIDEO_EXTENSIONS or not out.suffix:
+        return _denoise_frames(args, inputs, out)  # frame files -> every frame denoised
     _check_output(out, inputs, args.force)
     if args.linear and any(is_raw(i) for i in inputs):
         raise InputError("raw files are developed to sRGB before denoising: drop --linear")
@@ -508,6 +510,38 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _denoise_frames(args: argparse.Namespace, inputs: list[str], out: Path) -> int:
+    """A video stored as frame files, denoised frame by frame with the window around each
+    (clip models: ``video_window``) into a folder of PNGs or a video file."""
+    import time
+
+    from burstkpn.denoising import denoise_frames
+
+    for ref in inputs:
+        if Path(ref).exists() and Path(ref).resolve().parent == out.resolve():
+            raise InputError(f"output folder '{out}' holds the input '{ref}'; choose another")
+    if out.exists() and not args.force:
+        raise InputError(f"output '{out}' exists (use --force to overwrite it)")
+    model = _load_model_arg(args.model, "denoise")
+    t0 = time.perf_counter()
+    info = denoise_frames(
+        inputs,
+        out,
+        model,
+        fps=args.fps,
+        noise=args.noise,
+        align=args.align,
+        tile=args.tile,
+        progress=not args.quiet,
+    )
+    print(
+        f"denoised {info['frames']} frames with {args.model} in "
+        f"{time.perf_counter() - t0:.1f} s (noise sigma_r={info['sigma_r']:.4g}, "
+        f"sigma_s={info['sigma_s']:.4g}) -> {out}"
+    )
+    return 0
+
+
 def _denoise_video(args: argparse.Namespace, out: Path) -> int:
     import time
 
@@ -520,7 +554,7 @@ def _denoise_video(args: argparse.Namespace, out: Path) -> int:
         raise InputError(f"output '{out}' exists (use --force to overwrite it)")
     if out.suffix and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"video output must be {', '.join(VIDEO_EXTENSIONS)} or a folder name")
-    model = _load_model_arg(args.model)
+    model = _load_model_arg(args.model, "denoise")
     t0 = time.perf_counter()
     info = denoise_video(
         video,
@@ -709,15 +743,22 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         required=True,
-        help="output image (.png, .tif, .jpg); for a video: .mkv (lossless), .mp4, "
-        "or a folder name for PNG frames",
+        help="output image (.png, .tif, .jpg); for a video or a folder of video frames: .mkv "
+        "(lossless), .mp4, or a folder name for PNG frames (every frame denoised)",
     )
     p.add_argument(
         "--model",
         default="ame_kpn",
         help="shipped model name (dcn_lka: its denoising weights) or .safetensors file",
     )
-    p.add_argument("--reference", type=int, default=0, help="index of the reference frame")
+    p.add_argument(
+        "--reference",
+        type=int,
+        default=0,
+        help="index of the reference frame (clip models, deform3d: the frames are a video in "
+        "temporal order and the window around it is used)",
+    )
+    p.add_argument("--fps", type=float, default=25.0, help="frames to a video file: frame rate")
     p.add_argument("--noise", default="auto", help="auto, gain1..gain4, low, high or SR,SS")
     p.add_argument("--align", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--linear", action="store_true", help="inputs are linear, not sRGB")

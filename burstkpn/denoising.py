@@ -10,6 +10,12 @@ back.
 Burst length: the models are built for 8 frames. Longer bursts use the reference and the 7
 frames after it; shorter ones (at least 2 frames) repeat their frames cyclically to fill 8
 slots (a repeated frame adds no information but keeps the input distribution the model knows).
+
+Clip models (``deform3d``, :func:`burstkpn.restoration.is_video_model`) read the frames as a
+video in temporal order: the reference and its ``tau`` neighbours on each side
+(:func:`burstkpn.models.deformable.video_window`, mirrored at the ends), centre first. They
+sample across motion themselves, so ``align="auto"`` shifts frames only when the global motion
+exceeds their offset limit (``max_offset``, 8 px), not the 2 px of rigid 5x5 kernels.
 """
 
 from __future__ import annotations
@@ -101,7 +107,15 @@ def denoise_burst(
         raise InputError(
             f"--reference {reference} is outside the burst of {frames.shape[0]} frames"
         )
-    order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
+    from burstkpn.restoration import is_video_model
+
+    clip_model = is_video_model(model)
+    if clip_model:  # a video in temporal order: the window around the reference, centre first
+        from burstkpn.models.deformable import video_window
+
+        order = video_window(reference, frames.shape[0], model.tau)
+    else:
+        order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
     # frame by frame, so the full-size temporaries of the conversion exist for one frame only
     burst = torch.empty(frames.shape, dtype=torch.float32)
     for i, k in enumerate(order):
@@ -117,7 +131,10 @@ def denoise_burst(
         raise InputError(f"align must be auto, on or off, got '{align}'")
     if align != "off":
         est = estimate_shifts(burst)
-        if align == "on" or np.abs(est).max() > ALIGN_THRESHOLD:
+        threshold = getattr(model, "max_offset", ALIGN_THRESHOLD) if clip_model else None
+        if align == "on" or np.abs(est).max() > (
+            ALIGN_THRESHOLD if threshold is None else threshold
+        ):
             shifts = est
             burst = apply_shifts(burst, shifts, inplace=True)
     n_model = getattr(model, "num_frames", 8)
@@ -125,7 +142,8 @@ def denoise_burst(
     nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
     with autocast("cpu", precision):
-        out = tiled_forward(model, burst, nmap, tile=tile, progress=progress)[0]
+        margin = getattr(model, "tile_margin", None)  # deformable models give theirs
+        out = tiled_forward(model, burst, nmap, tile=tile, margin=margin, progress=progress)[0]
     image = out if linear else linear_to_srgb(out)
     return DenoiseResult(image.clamp(0, 1), float(sigma_r), float(sigma_s), shifts, 8)
 
@@ -187,6 +205,15 @@ def iter_video(path: str | os.PathLike):
         raise InputError(f"cannot decode video '{path}': {exc}") from None
     finally:
         container.close()
+
+
+def _clip_window(t: int, count: int, tau: int) -> list[int]:
+    """Frames ``t - tau .. t + tau`` of a ``count``-frame video in temporal order, mirrored at
+    its ends (:func:`~burstkpn.models.deformable.video_window`)."""
+    from burstkpn.models.deformable import video_window
+
+    w = video_window(t, count, tau)
+    return [*w[1 : tau + 1], w[0], *w[tau + 1 :]]
 
 
 def _window(t: int, have: dict, n: int) -> list[int]:
@@ -270,49 +297,109 @@ def denoise_video(
     progress: bool = True,
 ) -> dict:
     """Denoise every frame of a video with a sliding window of the model's N frames around it
-    (the frame itself, then its nearest neighbours in time); frames are decoded one by one and
-    only the window is kept in memory. The noise is estimated once, from the first window."""
-    from tqdm.auto import tqdm
-
+    (the frame itself, then its nearest neighbours in time; for clip models the ``2 tau + 1``
+    frames centred on it, in temporal order); frames are decoded one by one and only the
+    window is kept in memory. The noise is estimated once, from the first window."""
     container, stream = _open_video(path)
     fps = stream.average_rate or 25
     total_hint = stream.frames or None
     container.close()
+    return _denoise_sequence(
+        iter_video(path), str(path), out, model, fps, total_hint, noise, align, tile, progress
+    )
+
+
+def denoise_frames(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    fps: float = 25.0,
+    noise: str | tuple[float, float] = "auto",
+    align: str = "auto",
+    tile: int = 512,
+    progress: bool = True,
+) -> dict:
+    """:func:`denoise_video` for a video stored as image files (a folder of frames, sorted by
+    name): every frame is denoised with the window around it and written to ``out`` (a folder
+    of 8-bit PNGs, or a video file at ``fps``). Frames are read one at a time."""
+    refs = list_images(list(inputs) if isinstance(inputs, (list, tuple)) else inputs)
+    if len(refs) < 2:
+        raise InputError(f"a video needs at least 2 frames, got {len(refs)} ({refs[0]})")
+    first = read_image(refs[0]).shape
+
+    def frames():
+        for ref in refs:
+            arr = read_image(ref)
+            if arr.shape != first:
+                raise InputError(f"frames differ in size: '{refs[0]}' and '{ref}'")
+            yield image_to_tensor(arr)
+
+    name = str(inputs) if not isinstance(inputs, (list, tuple)) else refs[0]
+    return _denoise_sequence(
+        frames(), name, out, model, fps, len(refs), noise, align, tile, progress
+    )
+
+
+def _denoise_sequence(
+    frames, name: str, out, model, fps, total_hint, noise, align, tile, progress
+) -> dict:
+    from tqdm.auto import tqdm
+
+    from burstkpn.restoration import is_single_image, is_video_model
+
+    clip_model, single = is_video_model(model), is_single_image(model)
     n = getattr(model, "num_frames", 8)
     before, after = (n - 1) // 2, n // 2
     have: dict[int, torch.Tensor] = {}
     writer = None
     params = None if noise == "auto" else noise
     t = 0
+    seen = 0  # frames decoded so far (the video's length once all are)
+    used = [float("nan"), float("nan")]  # the noise used (single-image models: per frame)
     bar = tqdm(total=total_hint, desc="denoise video", unit="frame", disable=not progress)
 
     def emit(t: int) -> None:
         nonlocal writer, params
-        idxs = _window(t, have, n)
-        if len(idxs) < 2:
-            raise InputError(f"video '{path}' has a single frame; a burst needs at least 2")
-        frames = torch.stack([have[i] for i in idxs])
-        res = denoise_burst(frames, model, noise=params or "auto", align=align, tile=tile)
+        if single:  # a single-image model (deform2d, dcn_lka): every frame on its own
+            from burstkpn.restoration import restore_image
+
+            image = restore_image(have[t], model, tile=tile)
+            if writer is None:
+                writer = _VideoWriter(out, fps, image.shape[-1], image.shape[-2])
+            writer.write(image)
+            bar.update(1)
+            return
+        if clip_model:  # temporal order, centre at tau (no mirroring at the end before it)
+            idxs, ref = _clip_window(t, seen, model.tau), model.tau
+        else:
+            idxs, ref = _window(t, have, n), 0
+        if len(set(idxs)) < 2:
+            raise InputError(f"video '{name}' has a single frame; a burst needs at least 2")
+        window = torch.stack([have[i] for i in idxs])
+        res = denoise_burst(
+            window, model, noise=params or "auto", reference=ref, align=align, tile=tile
+        )
         if params is None:
             params = (res.sigma_r, res.sigma_s)
+        used[:] = [res.sigma_r, res.sigma_s]
         if writer is None:
-            writer = _VideoWriter(out, fps, frames.shape[-1], frames.shape[-2])
+            writer = _VideoWriter(out, fps, window.shape[-1], window.shape[-2])
         writer.write(res.image)
         bar.update(1)
 
-    count = 0
     try:
-        for i, frame in enumerate(iter_video(path)):
+        for i, frame in enumerate(frames):
             have[i] = frame
-            count = i + 1
+            seen = i + 1
             while t + after <= i:
                 emit(t)
                 t += 1
                 for k in [k for k in have if k < t - before]:
                     del have[k]
-        if count == 0:
-            raise InputError(f"video '{path}' has no frames")
-        while t < count:
+        if seen == 0:
+            raise InputError(f"video '{name}' has no frames")
+        while t < seen:
             emit(t)
             t += 1
             for k in [k for k in have if k < t - before]:
@@ -328,4 +415,4 @@ def denoise_video(
     finally:
         bar.close()
     writer.close()
-    return {"frames": count, "fps": float(fps), "sigma_r": params[0], "sigma_s": params[1]}
+    return {"frames": seen, "fps": float(fps), "sigma_r": used[0], "sigma_s": used[1]}

@@ -36,6 +36,12 @@ def is_single_image(model: torch.nn.Module) -> bool:
     return bool(getattr(model, "single_image", False)) or getattr(model, "num_frames", 0) == 1
 
 
+def is_video_model(model: torch.nn.Module) -> bool:
+    """Whether ``model`` denoises the centre frame of a ``2 tau + 1``-frame clip in temporal
+    order (``tau >= 1``: ``deform3d``), rather than a burst of interchangeable frames."""
+    return getattr(getattr(model, "module", model), "tau", 0) >= 1
+
+
 def weights_name(name: str, task: str) -> str:
     """The shipped weights a model name stands for in ``task``: a single-image model's weights
     are per task (``dcn_lka`` -> ``dcn_lka_deblur``); any other name is used as given."""

@@ -59,6 +59,7 @@ from burstkpn.losses import (
 )
 from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, save_model
+from burstkpn.restoration import is_video_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
@@ -185,11 +186,6 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     if task == "deblur" and (cfg.blur_size < 1 or cfg.blur_size % 2 == 0):
         raise InputError(f"blur_size must be odd and positive, got {cfg.blur_size}")
     return dataclasses.replace(cfg, task=task, loss=loss, layout=layout)
-
-
-def is_video_model(model: torch.nn.Module) -> bool:
-    """Whether ``model`` denoises the centre of a ``2 tau + 1``-frame clip (``deform3d``)."""
-    return getattr(getattr(model, "module", model), "tau", 0) >= 1
 
 
 def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:

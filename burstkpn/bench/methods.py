@@ -176,7 +176,8 @@ def model_method(model: torch.nn.Module, precision: str = "auto", tile: int = 51
         with autocast("cpu", precision):
             h, w = item.noisy.shape[-2:]
             if max(h, w) > tile:
-                return tiled_forward(model, item.noisy, item.noise_map, tile=tile)
+                margin = getattr(model, "tile_margin", None)  # deformable / single-image
+                return tiled_forward(model, item.noisy, item.noise_map, tile=tile, margin=margin)
             return model(item.noisy, item.noise_map).image.float()
 
     run.model = model  # type: ignore[attr-defined]

@@ -61,8 +61,7 @@ def fit_window(noisy: torch.Tensor, n: int) -> torch.Tensor:
 def window_method(model: torch.nn.Module, precision: str = "auto") -> Method:
     """A model as a method on windows: single-image models get the centre frame, clip models
     the window, burst models the window fitted to their burst length."""
-    from burstkpn.restoration import is_single_image
-    from burstkpn.train import is_video_model
+    from burstkpn.restoration import is_single_image, is_video_model
 
     run = model_method(model, precision)
     if is_single_image(model):

@@ -24,6 +24,7 @@ network independently (channels folded into the batch; the paper's appendix B).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -227,6 +228,7 @@ class DeformableKernelNet(nn.Module):
         self.num_frames = 2 * tau + 1
         self.burst_frames = self.num_frames  # frames of the bursts it reads (speed bench)
         self.blind = blind
+        self.max_offset = float(max_offset)  # px: also the motion denoise leaves unaligned
         self.backend = backend
         k = self.kernel_size
         self.kernel_dims: tuple[int, ...] = (k, k) if dims == 2 else (k, k, k)
@@ -265,6 +267,26 @@ class DeformableKernelNet(nn.Module):
         )
         self._init_weight_head()
         self.config: dict = {}  # name + constructor kwargs, filled by the constructors
+
+    @property
+    def tile_margin(self) -> int:
+        """Context (px) a tile needs for exact tiled inference: the offset network's receptive
+        radius, plus the weight layers' 3 convs, plus the farthest sample (``max_offset``
+        beyond the rigid grid's ``K // 2``, and 1 px for the bilinear corner). The offsets are
+        bounded by ``tanh``, so unlike dcn_lka the reach is exact."""
+        net = self.offset_net
+
+        def convs(block: nn.Module) -> int:
+            return sum(isinstance(m, nn.Conv2d) for m in block.modules())
+
+        levels = len(net.encoder)
+        r = convs(net.encoder[0])
+        for lv in range(1, levels):
+            r += 2 ** (lv - 1) + convs(net.encoder[lv]) * 2**lv  # pooling, convs
+        for block, lv in zip(net.decoder, reversed(range(1, levels - 1)), strict=True):
+            r += 2 ** (lv + 1) + convs(block) * 2**lv  # bilinear upsampling, convs
+        r += 2 + convs(net.top) + 1  # upsampling to full resolution, C25-26, C27
+        return r + 3 + math.ceil(self.max_offset) + self.kernel_size // 2 + 1
 
     def _init_weight_head(self) -> None:
         """Start near a plain filter (our choice, the paper does not say): small weights and a
