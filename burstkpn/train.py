@@ -709,6 +709,35 @@ def _evaluate_restoration(model, task: str, testset, limit, progress: bool) -> d
     }
 
 
+def _evaluate_video(model, testset, limit, progress: bool) -> dict:
+    """Mean PSNR / SSIM per level of a clip model and of the noisy centre frame on a video
+    test set (``bench video``)."""
+    from burstkpn.bench.methods import reference
+    from burstkpn.bench.video import evaluate_video, window_method
+
+    methods = {"model": window_method(model), "reference": reference}
+    result = evaluate_video(
+        testset, list(methods), limit=limit, progress=progress, resolved=(methods, {})
+    )
+    per_level = {}
+    for level in result["levels"]:
+        rows = [r for r in result["rows"] if r["level"] == level]
+        mine = [r for r in rows if r["method"] == "model"]
+        ref = [r["psnr"] for r in rows if r["method"] == "reference"]
+        per_level[level] = {
+            "psnr": round(sum(r["psnr"] for r in mine) / len(mine), 4),
+            "ssim": round(sum(r["ssim"] for r in mine) / len(mine), 4),
+            "reference_psnr": round(sum(ref) / len(ref), 4),
+        }
+    return {
+        "testset": str(testset),
+        "windows": result["windows"],
+        "command": f"burstkpn bench video --testset {testset}"
+        + (f" --limit {limit}" if limit else ""),
+        "per_level": per_level,
+    }
+
+
 def export_weights(
     run: str | os.PathLike,
     name: str,
@@ -749,6 +778,8 @@ def export_weights(
         card.pop("anneal_weight_at_last_step")
     if testset is not None and cfg.task in ("denoise", "deblur"):
         card["evaluation"] = _evaluate_restoration(model, cfg.task, testset, limit, progress)
+    elif testset is not None and cfg.task == "video":
+        card["evaluation"] = _evaluate_video(model, testset, limit, progress)
     elif testset is not None:
         from burstkpn.bench.methods import model_method, reference
         from burstkpn.bench.quality import select_entries

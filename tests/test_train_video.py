@@ -89,3 +89,18 @@ def test_video_task_checks(tmp_path, photo_folder):
         train(_cfg(clips=str(photo_folder)), tmp_path / "e", progress=False)
     with pytest.raises(InputError, match="clip_fraction"):
         train(_cfg(clips=str(clips), clip_fraction=2.0), tmp_path / "f", progress=False)
+
+
+def test_export_weights_scores_a_video_run_on_a_video_testset(tmp_path, photo_folder):
+    from burstkpn.data.video_testset import make_video_testset
+    from burstkpn.train import export_weights
+
+    clips = make_clip_folder(tmp_path / "clips", frames=5, size=(36, 40))
+    make_video_testset(clips, tmp_path / "ts", patch_size=32, progress=False)
+    run = tmp_path / "run"
+    train(_cfg(data=str(photo_folder), steps=1, val_every=0), run, progress=False)
+    card = export_weights(run, "deform3d", tmp_path / "w", testset=tmp_path / "ts", progress=False)
+    ev = card["evaluation"]
+    assert ev["windows"] == 2 and set(ev["per_level"]) == {"low", "high"}
+    assert ev["per_level"]["low"]["reference_psnr"] > ev["per_level"]["high"]["reference_psnr"]
+    assert (tmp_path / "w" / "deform3d.safetensors").is_file()

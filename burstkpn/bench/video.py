@@ -193,7 +193,8 @@ def evaluate_video(
         "examples": shown,
         "levels": testset.levels,
         "methods": list(resolved),
-        "bursts": len(entries),
+        "bursts": len(entries),  # windows x levels
+        "windows": len({e["image"] for e in entries}),
     }
 
 
@@ -217,7 +218,7 @@ def write_video_reports(
     atomic_write_bytes(out / "results.csv", _csv_bytes(result["rows"]))
     payload = {
         "command": command,
-        "windows": result["bursts"],
+        "windows": result["windows"],
         "summary": summary,
         "notes": result["notes"],
         "rows": result["rows"],
@@ -226,7 +227,8 @@ def write_video_reports(
     skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
     lines = standing(summary, classical=ANCHORS)
     md = (
-        f"# Video benchmark\n\n`{command}`\n\n{result['bursts']} windows of 5 frames "
+        f"# Video benchmark\n\n`{command}`\n\n{result['windows']} windows of 5 frames at "
+        f"{len(result['levels'])} noise levels "
         "(deformable_kernels.md Table 3 layout). PSNR (dB) / SSIM of the centre frame on "
         "sRGB-gamma-corrected images, 8-pixel border ignored, averaged per window; s / MP is "
         "wall time per megapixel of output.\n\n"
