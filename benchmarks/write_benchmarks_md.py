@@ -1,10 +1,14 @@
 """Write BENCHMARKS.md from a `burstkpn bench quality` report folder.
 
     burstkpn bench quality --testset DIR --out reports/cbsd68 ...
-    python benchmarks/write_benchmarks_md.py reports/cbsd68 --out BENCHMARKS.md
+    python benchmarks/write_benchmarks_md.py reports/cbsd68 --out BENCHMARKS.md \
+        [--extra reports/polyu --extra reports/deblur ...]
 
 Every number in the page comes from ``reports/cbsd68/results.json``; the page names the
-command that produced it, the machine, the date and the weights' training steps.
+command that produced it, the machine, the date and the weights' training steps. Each
+``--extra`` folder (written by another ``burstkpn bench`` command: ``restore``, ``ablation``,
+...) adds its ``report.md`` as a section, headings demoted one level; that file names the
+command that produced its numbers.
 """
 
 from __future__ import annotations
@@ -56,11 +60,32 @@ def sanity(summary: dict) -> list[str]:
     return out
 
 
+def extra_section(folder: Path) -> list[str]:
+    """``folder/report.md`` with its headings demoted one level and the run's date and machine."""
+    report = folder / "report.md"
+    if not report.is_file():
+        raise SystemExit(f"error: no report.md in '{folder}'")
+    stamp = dt.datetime.fromtimestamp(report.stat().st_mtime)
+    out = []
+    for i, line in enumerate(report.read_text().splitlines()):
+        out.append("#" + line if line.startswith("#") else line)
+        if i == 0:
+            out += ["", f"Run on {stamp:%Y-%m-%d}: {machine()}. Report folder: `{folder}`."]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", type=Path, help="folder written by `burstkpn bench quality`")
     ap.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     ap.add_argument("--title", default="CBSD68 bursts, Gain 1-4, 8 frames")
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="another bench report folder whose report.md becomes a section",
+    )
     args = ap.parse_args()
     data = json.loads((args.report / "results.json").read_text())
     summary = data["summary"]
@@ -76,7 +101,8 @@ def main() -> None:
         "```bash",
         "burstkpn make-testset ../shared/data/eval/cbsd68 --out TESTSET --seed 0",
         data["command"],
-        f"python benchmarks/write_benchmarks_md.py {args.report}",
+        "python benchmarks/write_benchmarks_md.py "
+        + " ".join([str(args.report)] + [f"--extra {e}" for e in args.extra]),
         "```",
         "",
         f"Run on {stamp:%Y-%m-%d}: {machine()}. {data['bursts']} bursts. PSNR (dB) / SSIM on "
@@ -102,6 +128,8 @@ def main() -> None:
     if stand:
         lines += ["", "Where the learned models stand (mean PSNR, learned minus other):", ""]
         lines += stand
+    for extra in args.extra:
+        lines += ["", *extra_section(extra)]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     print(f"wrote {args.out}")
 
