@@ -265,12 +265,15 @@ def cmd_bench_video(args: argparse.Namespace) -> int:
         args.out,
         limit=args.limit,
         motion_sweep=_motion_kwargs(args) if args.motion_sweep else None,
+        kernels=args.kernels,
         force=args.force,
         progress=not args.quiet,
         command="burstkpn bench video " + " ".join(sys.argv[3:]),
     )
     print(markdown_table(summary))
     extra = ", motion.csv, motion.png" if args.motion_sweep else ""
+    if (Path(args.out) / "kernels.json").is_file():
+        extra += ", time_distribution.png, kernels.png, kernels.json"
     print(f"wrote results.csv, results.json, report.md, report.html{extra} to {args.out}/")
     return 0
 
@@ -854,6 +857,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N windows (all their levels)")
     p.add_argument(
         "--motion-sweep", action="store_true", help="also run bench motion, shown in the report"
+    )
+    p.add_argument(
+        "--kernels",
+        nargs="?",
+        const="auto",
+        metavar="MODEL",
+        help="deformable_kernels.md Fig. 9 / 10 of a deform3d (time_distribution.png, "
+        "kernels.png in the report): by default of the first deform3d among the methods; "
+        "MODEL: a deform3d name or .safetensors checkpoint; 'none': no figures",
     )
     motion_options(p, "motion sweep: ")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder")

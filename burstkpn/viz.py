@@ -138,7 +138,7 @@ def plot_time_distribution(
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     if len(series) > 1:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -281,14 +281,15 @@ def plot_kernels(
         ax.set_ylabel(name, fontsize=8)
         ax.grid(alpha=0.3)
     ax_d.invert_yaxis()  # up in the plot is up in the patches (Fig. 10(d) is the other way)
-    ax_c.set_title("(c) frame x horizontal", fontsize=9)
-    ax_d.set_title("(d) frame x vertical", fontsize=9)
+    ax_c.set_title("(c) frame / horizontal", fontsize=9)
+    ax_d.set_title("(d) frame / vertical", fontsize=9)
     ax_e.scatter(t, dx, -dy, s=sizes, c="red", depthshade=True)
     ax_e.set_xlabel("frame", fontsize=8)
     ax_e.set_ylabel("horizontal", fontsize=8)
     ax_e.set_zlabel("vertical (up)", fontsize=8)
     ax_e.set_title("(e) space-time", fontsize=9)
     ax_e.tick_params(labelsize=7)
+    ax_e.set_box_aspect(None, zoom=0.85)  # room for the axis labels
     return fig
 
 

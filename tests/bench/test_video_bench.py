@@ -162,3 +162,70 @@ def test_bench_video_includes_the_motion_sweep(tmp_path, ckpts, no_shipped):
     html = (out / "report.html").read_text()
     assert "Motion sweep" in html and html.count("data:image/png;base64,") >= 2
     assert "![Motion sweep" in (out / "report.md").read_text()
+
+
+def test_bench_video_kernel_figures(tmp_path, ckpts, no_shipped, capsys):
+    """Fig. 9 / 10 of a tiny deform3d checkpoint (random weights, rigid offsets): both PNGs in
+    the report folder and embedded in report.html; automatic when a deform3d is a method."""
+    clips = make_clip_folder(tmp_path / "clips", size=(32, 36))
+    make_video_testset(clips, tmp_path / "ts", patch_size=32, progress=False)
+    argv = ["bench", "video", "--testset", str(tmp_path / "ts"), "--quiet", "--limit", "1"]
+    out = tmp_path / "named"
+    assert (
+        main([*argv, "--out", str(out), "--methods", "reference", "--kernels", ckpts["deform3d"]])
+        == 0
+    )
+    assert "time_distribution.png, kernels.png" in capsys.readouterr().out
+    for name in ("time_distribution.png", "kernels.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert "(cf. Fig. 9)" in html and "(cf. Fig. 10)" in html
+    assert html.count("data:image/png;base64,") >= 3  # the PSNR chart and the two figures
+    assert "](time_distribution.png)" in (out / "report.md").read_text()
+    info = json.loads((out / "kernels.json").read_text())
+    assert info["model"] == ckpts["deform3d"] and info["windows"] == 1
+    # untrained offsets: the rigid grid's three frames, a third of the taps each
+    for level in ("low", "high", "all"):
+        shares = dict(zip(info["centres"], info["percent"]["counts"][level], strict=True))
+        assert sum(shares.values()) == pytest.approx(100.0)
+        assert [shares[t] for t in (-2.0, 0.0, 2.0)] == pytest.approx([100 / 3] * 3)
+    assert info["example"]["window"] == "a_0002" and info["example"]["level"] == "high"
+    assert len(info["example"]["taps"]["t"]) == 27
+
+    auto = tmp_path / "auto"  # a deform3d among the methods: figures by default
+    assert main([*argv, "--out", str(auto), "--methods", f"reference,{ckpts['deform3d']}"]) == 0
+    assert (auto / "kernels.png").is_file() and (auto / "time_distribution.png").is_file()
+    off = tmp_path / "off"
+    methods = f"reference,{ckpts['deform3d']}"
+    assert main([*argv, "--out", str(off), "--methods", methods, "--kernels", "none"]) == 0
+    assert not (off / "kernels.png").exists()
+    capsys.readouterr()
+    none = tmp_path / "none"  # asked for, but no deform3d: a message, no figures
+    assert main([*argv, "--out", str(none), "--methods", "reference", "--kernels"]) == 0
+    assert "no deform3d among the methods" in capsys.readouterr().out
+    assert not (none / "kernels.png").exists()
+    bad = ["--methods", "reference", "--kernels", ckpts["kpn"]]
+    assert main([*argv, "--out", str(tmp_path / "bad"), *bad]) == 2
+    assert "needs a deform3d" in capsys.readouterr().err
+
+
+def test_kernel_statistics_on_vid4(shared_data, tmp_path):
+    """The Fig. 9 / 10 pass on real clips (vid4), one window per clip, a tiny deform3d."""
+    from burstkpn.bench.video import kernel_statistics, write_kernel_figures
+
+    vid4 = shared_data / "video" / "vid4"
+    if not vid4.is_dir():
+        pytest.skip(f"{vid4} not available")
+    make_video_testset(vid4, tmp_path / "ts", patch_size=64, windows=1, progress=False)
+    torch.manual_seed(0)
+    model = create_model("deform3d", "tiny")
+    with torch.no_grad():  # random offsets, so that the taps move off the rigid grid
+        model.offset_net.head.weight.normal_(0, 0.05)
+    stats = kernel_statistics(model, tmp_path / "ts", progress=False)
+    assert stats["windows"] >= 1 and set(stats["counts"]) == {"low", "high"}
+    for sums in stats["counts"].values():
+        assert sum(sums) == 27 * 3 * 64 * 64 * stats["bursts"] / 2
+    y, x = stats["example"]["pixel"]
+    assert 8 <= y < 56 and 8 <= x < 56
+    figures = write_kernel_figures(stats, tmp_path, "deform3d")
+    assert [p.name for _, p in figures] == ["time_distribution.png", "kernels.png"]
