@@ -133,7 +133,11 @@ class DCNLKA(nn.Module):
         x = burst[:, 0]
         if c == 1:
             x = x.expand(b, 3, h, w)  # gray: the same plane in R, G and B
-        x = pad_to_multiple(linear_to_srgb(x), self.multiple)
+        # The paper's network sees 8-bit sRGB images (SIDD, GoPro), always in [0, 1]. Unclipped
+        # synthetic noise reaches outside that range, and the LKA product (attention x input)
+        # is quadratic in its input: with batch-norm running statistics (eval mode) such
+        # out-of-range inputs grew to 1e19 through 4 LKA blocks. Clip as a camera does.
+        x = pad_to_multiple(linear_to_srgb(x).clamp(0, 1), self.multiple)
         if self.stem[0].weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
         y, offset, mask = self.restore(x, return_offsets=True)

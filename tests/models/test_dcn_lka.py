@@ -170,6 +170,21 @@ def test_untrained_model_is_the_identity_and_uses_the_reference_frame():
     assert torch.allclose(out, burst[:, 0], atol=1e-5)  # zero-initialised last conv
 
 
+def test_input_is_clipped_to_the_sRGB_range_the_paper_trains_on():
+    """Unclipped synthetic noise (values < 0 or > 1) is clipped before the network: the LKA
+    product is quadratic in its input, and out-of-range inputs blew up to 1e19 in eval mode."""
+    torch.manual_seed(4)
+    model = create_model("dcn_lka", "tiny")
+    torch.nn.init.normal_(model.tail.weight, std=0.1)  # not the identity
+    model.eval()
+    burst = torch.rand(1, 1, 3, 24, 24, generator=gen(4)) * 1.6 - 0.3
+    with torch.no_grad():
+        out = model(burst).image
+        ref = model(burst.clamp(0, 1)).image
+    assert (burst < 0).any() and (burst > 1).any()
+    assert torch.allclose(out, ref, atol=1e-6)  # srgb(1.0) rounds to 1 - 6e-8 in float32
+
+
 def test_grayscale_is_replicated_and_averaged():
     torch.manual_seed(3)
     model = create_model("dcn_lka", "tiny").eval()
