@@ -196,6 +196,10 @@ class DeformableKernelNet(nn.Module):
         backend: the sampling backend of :func:`burstkpn.ops.deform.deform_sample`.
     """
 
+    # colour planes are separate batch items (offsets, weights and samples per plane), so
+    # tiled inference may run them one at a time
+    independent_channels = True
+
     def __init__(
         self,
         *,

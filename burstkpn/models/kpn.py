@@ -90,6 +90,10 @@ class KernelPredictionNet(nn.Module):
         direct: predict pixels with three extra conv layers instead of kernels.
     """
 
+    # colour planes go through the network as separate batch items (ame_kpn.md: R, G and B
+    # independently), so tiled inference may run them one at a time
+    independent_channels = True
+
     def __init__(
         self,
         *,

@@ -77,8 +77,28 @@ def tiled_forward(
     defaults to the receptive radius rounded up to that multiple. Models without a ``backbone``
     (single-image models such as dcn_lka) give their own ``multiple`` and need ``margin``: their
     reach has no exact bound, so their tiling is approximate (see :mod:`burstkpn.restoration`)."""
-    m = _multiple(model)
     b, n, c, h, w = burst.shape
+    if c > 1 and getattr(model, "independent_channels", False):
+        # the network sees each colour plane as its own batch item (CBAM statistics are per
+        # item too), so planes one at a time give the same image with a third of the memory
+        return torch.cat(
+            [
+                tiled_forward(
+                    model,
+                    burst[:, :, i : i + 1],
+                    noise_map
+                    if noise_map is None or noise_map.shape[1] == 1
+                    else noise_map[:, i : i + 1],
+                    tile=tile,
+                    margin=margin,
+                    exact_attention=exact_attention,
+                    progress=progress,
+                )
+                for i in range(c)
+            ],
+            dim=1,
+        )
+    m = _multiple(model)
     tile = max(m, math.ceil(tile / m) * m)
     r = receptive_radius(model) if margin is None else margin
     margin = math.ceil(r / m) * m
