@@ -41,8 +41,20 @@ def _chi2_quantile_factor(q: float, dof: int) -> float:
 
 def block_statistics(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Per 8x8 block of every plane of ``x`` (``(..., H, W)``): smoothed mean and residual
-    variance (already divided by the residual's noise gain)."""
-    planes = x.reshape(-1, 1, *x.shape[-2:]).double()
+    variance (already divided by the residual's noise gain). One plane at a time, so the
+    float64 temporaries exist for one plane only (a whole 12 MP burst at once took 9 GB)."""
+    h, w = x.shape[-2:]
+    if h < 2 or w < 2 or (h - 1) // BLOCK == 0 or (w - 1) // BLOCK == 0:
+        raise ValueError("image too small to estimate noise")
+    stats = [_plane_block_statistics(p) for p in x.reshape(-1, h, w)]
+    return (
+        np.concatenate([m for m, _ in stats]),
+        np.concatenate([v for _, v in stats]),
+    )
+
+
+def _plane_block_statistics(plane: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    planes = plane.reshape(1, 1, *plane.shape).double()
     smooth = F.avg_pool2d(planes, 2, stride=1)
     # diagonal second difference (Haar HH): unit gain on white noise, blind to linear ramps
     resid = (
@@ -50,8 +62,6 @@ def block_statistics(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     ) / 2
     h, w = resid.shape[-2:]
     hb, wb = h // BLOCK * BLOCK, w // BLOCK * BLOCK
-    if hb == 0 or wb == 0:
-        raise ValueError("image too small to estimate noise")
 
     def blocks(t: torch.Tensor) -> torch.Tensor:
         t = (
