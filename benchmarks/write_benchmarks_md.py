@@ -60,14 +60,30 @@ def sanity(summary: dict) -> list[str]:
     return out
 
 
-def extra_section(folder: Path) -> list[str]:
-    """``folder/report.md`` with its headings demoted one level and the run's date and machine."""
+def extra_section(folder: Path, assets: Path) -> list[str]:
+    """``folder/report.md`` with its headings demoted one level and the run's date and machine;
+    the images it shows are copied to ``assets/<folder name>/`` and the links rewritten, so the
+    page renders from the repository (report folders are not committed)."""
+    import re
+    import shutil
+
     report = folder / "report.md"
     if not report.is_file():
         raise SystemExit(f"error: no report.md in '{folder}'")
     stamp = dt.datetime.fromtimestamp(report.stat().st_mtime)
+    target = assets / folder.name
+
+    def relink(match: re.Match) -> str:
+        src = folder / match.group(2)
+        if not src.is_file():
+            return match.group(0)
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target / src.name)
+        return f"![{match.group(1)}]({(target / src.name).as_posix()})"
+
     out = []
     for i, line in enumerate(report.read_text().splitlines()):
+        line = re.sub(r"!\[([^\]]*)\]\(([^)/:]+\.png)\)", relink, line)
         out.append("#" + line if line.startswith("#") else line)
         if i == 0:
             out += ["", f"Run on {stamp:%Y-%m-%d}: {machine()}. Report folder: `{folder}`."]
@@ -79,6 +95,13 @@ def main() -> None:
     ap.add_argument("report", type=Path, help="folder written by `burstkpn bench quality`")
     ap.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     ap.add_argument("--title", default="CBSD68 bursts, Gain 1-4, 8 frames")
+    ap.add_argument("--note", default="", help="a sentence about the run (load, subset, ...)")
+    ap.add_argument(
+        "--assets",
+        type=Path,
+        default=Path("docs/benchmarks"),
+        help="where the extra reports' images are copied (default docs/benchmarks)",
+    )
     ap.add_argument(
         "--extra",
         type=Path,
@@ -102,7 +125,8 @@ def main() -> None:
         "burstkpn make-testset ../shared/data/eval/cbsd68 --out TESTSET --seed 0",
         data["command"],
         "python benchmarks/write_benchmarks_md.py "
-        + " ".join([str(args.report)] + [f"--extra {e}" for e in args.extra]),
+        + " ".join([str(args.report)] + [f"--extra {e}" for e in args.extra])
+        + (' --note "..."' if args.note else ""),
         "```",
         "",
         f"Run on {stamp:%Y-%m-%d}: {machine()}. {data['bursts']} bursts. PSNR (dB) / SSIM on "
@@ -110,6 +134,7 @@ def main() -> None:
         "image and then averaged (`burstkpn.metrics`, tested against scikit-image); s / MP is "
         "wall time per megapixel of output on this machine.",
         "",
+        *([args.note, ""] if args.note else []),
         markdown_table(summary),
         "",
         "Methods:",
@@ -129,7 +154,7 @@ def main() -> None:
         lines += ["", "Where the learned models stand (mean PSNR, learned minus other):", ""]
         lines += stand
     for extra in args.extra:
-        lines += ["", *extra_section(extra)]
+        lines += ["", *extra_section(extra, args.assets)]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     print(f"wrote {args.out}")
 

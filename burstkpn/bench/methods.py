@@ -217,7 +217,7 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
             model = load_pretrained(name)
         except InputError as exc:
             return None, f"skipped: {exc}"
-        steps = model.card.get("step", "?")
+        steps = model.card.get("steps", model.card.get("step", "?"))
         return model_method(model), f"shipped weights ({steps} training steps)"
     raise InputError(
         f"unknown method '{name}' (classical: {', '.join(CLASSICAL)}; models: "

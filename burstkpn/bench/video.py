@@ -108,7 +108,7 @@ def resolve_video_method(name: str) -> tuple[Method | None, str]:
             model = load_restoration_model(name, "denoise")
         except InputError as exc:
             return None, f"skipped: {exc}"
-        steps = model.card.get("step", "?")
+        steps = model.card.get("steps", model.card.get("step", "?"))
         return window_method(model), f"shipped weights ({steps} training steps)"
     raise InputError(
         f"unknown method '{name}' (use {', '.join(SIMPLE)}, a model name such as "

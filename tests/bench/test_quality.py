@@ -97,3 +97,15 @@ def test_ablation_table(tmp_path, testset):
     save_model(create_model("ame_kpn", "tiny"), folder / "ame_kpn_model2.safetensors")
     with pytest.raises(InputError, match="not Model 2"):
         run_ablation(testset, folder, progress=False)
+
+
+def test_shipped_model_note_names_its_training_steps():
+    """The report says how long each shipped model was trained (the card's ``steps``)."""
+    from burstkpn.models import load_pretrained
+
+    try:
+        steps = load_pretrained("kpn").card["steps"]
+    except InputError:
+        pytest.skip("no shipped kpn weights")
+    fn, note = M.resolve_method("kpn")
+    assert fn is not None and note == f"shipped weights ({steps} training steps)"
