@@ -48,9 +48,17 @@ def evaluate(
     entries = select_entries(testset, limit)
     if not entries:
         raise InputError(f"test set '{testset_dir}' has no bursts")
+    frames = len(entries[0]["offsets"])
+    levels_present = list(dict.fromkeys(e["level"] for e in entries))
+    if example_level not in levels_present:  # e.g. a Low / High test set: its noisiest level
+        example_level = levels_present[-1]
     resolved, notes = {}, {}
     for name in methods:
         fn, note = resolve_method(name)
+        model = getattr(fn, "model", None)
+        wanted = getattr(model, "num_frames", None)
+        if wanted not in (None, 1, frames) and not getattr(model, "single_image", False):
+            fn, note = None, f"skipped: takes bursts of {wanted} frames, the test set has {frames}"
         notes[name] = note
         if fn is None:
             print(f"bench: {name} {note}")
@@ -194,6 +202,8 @@ def ame_visualisation(examples: list[dict]) -> dict | None:
     except InputError:
         return None
     item = examples[0]["item"]
+    if item.noisy.shape[1] != model.num_frames:  # e.g. a single-image test set
+        return None
     with torch.no_grad():
         out = model(item.noisy, item.noise_map, return_aux=True)
     clean = item.clean[0, 0]

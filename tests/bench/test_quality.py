@@ -109,3 +109,22 @@ def test_shipped_model_note_names_its_training_steps():
         pytest.skip("no shipped kpn weights")
     fn, note = M.resolve_method("kpn")
     assert fn is not None and note == f"shipped weights ({steps} training steps)"
+
+
+def test_single_image_testset_skips_burst_models(tmp_path, photo_folder):
+    """On a one-frame test set, single-image methods run and 8-frame burst models are skipped
+    with the reason (not an error)."""
+    ts = tmp_path / "single"
+    make_testset(
+        photo_folder, ts, levels=["low", "high"], num_frames=1, patch_size=40, progress=False
+    )
+    one = save_model(create_model("kpn", "tiny", num_frames=1), tmp_path / "one.safetensors")
+    eight = save_model(create_model("kpn", "tiny"), tmp_path / "eight.safetensors")
+    methods = ["reference", "nlm", str(one), str(eight)]
+    summary = run_quality(ts, methods, tmp_path / "rep", progress=False, command="test")
+    ran = {r["method"] for r in summary["rows"]}
+    assert ran == {"reference", "nlm", str(one)}
+    assert summary["skipped"] == [str(eight)]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "takes bursts of 8 frames, the test set has 1" in md
+    assert "| Method | low PSNR | low SSIM | high PSNR | high SSIM | s / MP |" in md

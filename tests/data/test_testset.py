@@ -82,8 +82,23 @@ def test_refuses_and_detects(tmp_path, photo_folder):
         list(TestSet(out))
     with pytest.raises(InputError, match="not a test set"):
         TestSet(tmp_path)
-    with pytest.raises(InputError, match="at least 2 frames"):
-        make_testset(photo_folder, tmp_path / "x", num_frames=1, progress=False)
+    with pytest.raises(InputError, match="at least 1 frame"):
+        make_testset(photo_folder, tmp_path / "x", num_frames=0, progress=False)
+
+
+def test_single_image_testset(tmp_path, photo_folder):
+    """``num_frames=1``: single noisy images (deformable_kernels.md Table 2 rows)."""
+    m = make_testset(
+        photo_folder,
+        tmp_path / "s",
+        levels=["low", "high"],
+        num_frames=1,
+        patch_size=32,
+        progress=False,
+    )
+    assert {b["level"] for b in m["bursts"]} == {"low", "high"}
+    item = TestSet(tmp_path / "s").load(m["bursts"][0])
+    assert item.noisy.shape[:2] == (1, 1) and item.noisy.shape[-2:] == item.clean.shape[-2:]
 
 
 def test_cbsd68_testset_fast_and_reproducible(tmp_path, shared_data):
