@@ -117,7 +117,7 @@ def denoise_burst(
     else:
         order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
     # frame by frame, so the full-size temporaries of the conversion exist for one frame only
-    burst = torch.empty(frames.shape, dtype=torch.float32)
+    burst = torch.empty((len(order), *frames.shape[1:]), dtype=torch.float32)  # used frames
     for i, k in enumerate(order):
         frame = frames[k].float()
         burst[i] = frame if linear else srgb_to_linear(frame)

@@ -70,6 +70,19 @@ def test_deform3d_reads_the_window_around_the_reference(tmp_path):
         assert _frame_ids(seen[-1]) == expected
 
 
+def test_deform3d_uses_only_its_window():
+    """Frames outside the 2 tau + 1 window take no part (noise estimate, alignment): a long clip
+    gives what its window alone gives (an earlier version left the unused slots of the working
+    burst uninitialised and estimated the noise over them)."""
+    model = create_model("deform3d", "tiny")
+    g = torch.Generator().manual_seed(0)
+    frames = (torch.rand(9, 3, 24, 28, generator=g) * 0.5 + 0.25).clamp(0, 1)
+    long = denoise_burst(frames, model, noise="auto", reference=4)
+    short = denoise_burst(frames[2:7], model, noise="auto", reference=2)
+    assert (long.sigma_r, long.sigma_s) == (short.sigma_r, short.sigma_s)
+    assert torch.equal(long.image, short.image)
+
+
 def test_denoise_frame_folder_with_deform3d(tmp_path, tiny, capsys):
     folder = _frames(tmp_path / "clip")
     out = tmp_path / "out.png"
