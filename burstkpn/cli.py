@@ -629,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--frames",
             type=int,
             default=frames,
-            help="frames per burst (default 8; 1: single noisy images; make-testset --task video: 5)",
+            help="frames per burst (default 8; 1: single images; make-testset --task video: 5)",
         )
         p.add_argument("--patch", type=int, default=patch, help=f"output size in px ({patch})")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
