@@ -60,6 +60,24 @@ def sanity(summary: dict) -> list[str]:
     return out
 
 
+RECORDS = ("report.md", "results.json", "results.csv", "kernels.json", "motion.json")
+
+
+def keep_records(folder: Path, assets: Path) -> None:
+    """Copy the report's text records (tables, raw results) to ``assets/<folder name>/`` with
+    their dates, so the numbers stay in the repository (report folders are not committed) and
+    a later run of this script can be pointed at the copy instead of re-running the bench."""
+    import shutil
+
+    target = assets / folder.name
+    if target.resolve() == folder.resolve():
+        return
+    for name in RECORDS:
+        if (folder / name).is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder / name, target / name)
+
+
 def extra_section(folder: Path, assets: Path) -> list[str]:
     """``folder/report.md`` with its headings demoted one level and the run's date and machine;
     the images it shows are copied to ``assets/<folder name>/`` and the links rewritten, so the
@@ -70,6 +88,7 @@ def extra_section(folder: Path, assets: Path) -> list[str]:
     report = folder / "report.md"
     if not report.is_file():
         raise SystemExit(f"error: no report.md in '{folder}'")
+    keep_records(folder, assets)
     stamp = dt.datetime.fromtimestamp(report.stat().st_mtime)
     target = assets / folder.name
 
@@ -78,7 +97,8 @@ def extra_section(folder: Path, assets: Path) -> list[str]:
         if not src.is_file():
             return match.group(0)
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, target / src.name)
+        if src.resolve() != (target / src.name).resolve():
+            shutil.copyfile(src, target / src.name)
         return f"![{match.group(1)}]({(target / src.name).as_posix()})"
 
     out = []
@@ -110,6 +130,7 @@ def main() -> None:
         help="another bench report folder whose report.md becomes a section",
     )
     args = ap.parse_args()
+    keep_records(args.report, args.assets)
     data = json.loads((args.report / "results.json").read_text())
     summary = data["summary"]
     notes = data.get("notes", {})

@@ -1,0 +1,33 @@
+"""benchmarks/write_benchmarks_md.py: extra report sections keep their records and images."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "write_benchmarks_md.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("write_benchmarks_md", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_extra_section_copies_records_and_images(tmp_path):
+    mod = _load()
+    rep = tmp_path / "reports" / "vid"
+    rep.mkdir(parents=True)
+    (rep / "report.md").write_text("# Video\n\n| a |\n\n![fig](motion.png)\n")
+    (rep / "results.json").write_text('{"x": 1}\n')
+    (rep / "motion.png").write_bytes(b"\x89PNG fake")
+    assets = tmp_path / "docs"
+    lines = mod.extra_section(rep, assets)
+    assert lines[0] == "## Video"
+    assert f"![fig]({(assets / 'vid' / 'motion.png').as_posix()})" in lines
+    for name in ("report.md", "results.json", "motion.png"):
+        assert (assets / "vid" / name).read_bytes() == (rep / name).read_bytes()
+    # the kept copy can itself be the source of a later page
+    again = mod.extra_section(assets / "vid", assets)
+    assert again[0] == "## Video" and (assets / "vid" / "motion.png").is_file()
