@@ -680,6 +680,20 @@ def training_seconds(run: Path, until: int | None = None) -> float:
     return total
 
 
+def _burst_testset(testset) -> bool:
+    """Whether ``testset`` was written by ``make-testset`` (bursts, or single noisy images with
+    ``--frames 1``): a single-image denoiser is then scored per noise level like a burst model."""
+    from burstkpn.data.testset import FORMAT
+
+    manifest = Path(testset) / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text()).get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def _evaluate_restoration(model, task: str, testset, limit, progress: bool) -> dict:
     """Mean PSNR / SSIM of a single-image model and of its degraded input on a deblur test set
     (a folder with manifest.json) or a folder of real pairs (``bench restore``)."""
@@ -776,7 +790,7 @@ def export_weights(
     }
     if cfg.task in ("denoise", "deblur"):  # no annealed loss
         card.pop("anneal_weight_at_last_step")
-    if testset is not None and cfg.task in ("denoise", "deblur"):
+    if testset is not None and cfg.task in ("denoise", "deblur") and not _burst_testset(testset):
         card["evaluation"] = _evaluate_restoration(model, cfg.task, testset, limit, progress)
     elif testset is not None and cfg.task == "video":
         card["evaluation"] = _evaluate_video(model, testset, limit, progress)

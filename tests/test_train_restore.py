@@ -127,3 +127,21 @@ def test_export_weights_scores_a_deblur_run_on_a_deblur_testset(tmp_path, photo_
     assert "anneal_weight_at_last_step" not in card and card["config"]["task"] == "deblur"
     model = load_restoration_model(str(tmp_path / "w" / "dcn_lka_deblur.safetensors"))
     assert model.card["steps"] == 2
+
+
+def test_export_weights_scores_a_denoise_run_per_level_on_a_single_image_testset(
+    tmp_path, photo_folder
+):
+    from burstkpn.data.testset import make_testset
+    from burstkpn.train import export_weights
+
+    run = tmp_path / "run"
+    train(_cfg(photo_folder, "denoise", steps=2, val_every=0), run, progress=False)
+    ts = tmp_path / "ts"
+    make_testset(
+        photo_folder, ts, levels=["low", "high"], num_frames=1, patch_size=32, progress=False
+    )
+    card = export_weights(run, "dcn_lka_denoise", tmp_path / "w", testset=ts, limit=2)
+    per = card["evaluation"]["per_level"]
+    assert set(per) == {"low", "high"}
+    assert per["high"]["reference_psnr"] < per["low"]["reference_psnr"]
