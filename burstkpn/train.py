@@ -680,6 +680,19 @@ def training_seconds(run: Path, until: int | None = None) -> float:
     return total
 
 
+def _testset_options(generator: dict) -> str:
+    """The ``make-testset`` options that rebuild a test set from its manifest's generator."""
+    names = [lv["name"] for lv in generator.get("levels", [])]
+    opts = [f"--seed {generator['seed']}"]
+    if names and names != ["gain1", "gain2", "gain3", "gain4"]:
+        opts.append("--noise " + ",".join(names))
+    if generator.get("num_frames", 8) != 8:
+        opts.append(f"--frames {generator['num_frames']}")
+    if generator.get("patch_size", 128) != 128:
+        opts.append(f"--patch {generator['patch_size']}")
+    return " ".join(opts)
+
+
 def _burst_testset(testset) -> bool:
     """Whether ``testset`` was written by ``make-testset`` (bursts, or single noisy images with
     ``--frames 1``): a single-image denoiser is then scored per noise level like a burst model."""
@@ -768,7 +781,8 @@ def export_weights(
     run = Path(run)
     cfg = read_config(run)
     model = load_model(run / "last.safetensors")
-    step = int(model.card.get("step", 0))  # the checkpoint's step (logs may run past it)
+    # the checkpoint's step (logs may run past it); "steps" in an exported (shipped) file
+    step = int(model.card.get("step", model.card.get("steps", 0)))
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
@@ -815,7 +829,7 @@ def export_weights(
             "testset": str(testset),
             "bursts": len(entries),
             "command": f"burstkpn make-testset {Path(ts.manifest['bursts'][0]['source']).parent}"
-            f" --out DIR --seed {ts.manifest['generator']['seed']}"
+            f" --out DIR {_testset_options(ts.manifest['generator'])}"
             + (f"; first {limit} images" if limit else ""),
             "per_level": {
                 lv: {k: round(sum(v) / len(v), 4) for k, v in d.items()} for lv, d in per.items()

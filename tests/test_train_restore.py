@@ -145,3 +145,6 @@ def test_export_weights_scores_a_denoise_run_per_level_on_a_single_image_testset
     per = card["evaluation"]["per_level"]
     assert set(per) == {"low", "high"}
     assert per["high"]["reference_psnr"] < per["low"]["reference_psnr"]
+    assert card["evaluation"]["command"].endswith(
+        "--noise low,high --frames 1 --patch 32; first 2 images"
+    )
