@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 from pathlib import Path
 
 import torch
@@ -78,7 +79,7 @@ def keep_records(folder: Path, assets: Path) -> None:
             shutil.copy2(folder / name, target / name)
 
 
-def extra_section(folder: Path, assets: Path) -> list[str]:
+def extra_section(folder: Path, assets: Path, title: str = "") -> list[str]:
     """``folder/report.md`` with its headings demoted one level and the run's date and machine;
     the images it shows are copied to ``assets/<folder name>/`` and the links rewritten, so the
     page renders from the repository (report folders are not committed)."""
@@ -104,6 +105,8 @@ def extra_section(folder: Path, assets: Path) -> list[str]:
     out = []
     for i, line in enumerate(report.read_text().splitlines()):
         line = re.sub(r"!\[([^\]]*)\]\(([^)/:]+\.png)\)", relink, line)
+        if i == 0 and title and line.startswith("# "):
+            line = f"# {title}"
         out.append("#" + line if line.startswith("#") else line)
         if i == 0:
             out += ["", f"Run on {stamp:%Y-%m-%d}: {machine()}. Report folder: `{folder}`."]
@@ -124,10 +127,10 @@ def main() -> None:
     )
     ap.add_argument(
         "--extra",
-        type=Path,
         action="append",
         default=[],
-        help="another bench report folder whose report.md becomes a section",
+        help="another bench report folder whose report.md becomes a section; "
+        "DIR=TITLE replaces its heading",
     )
     args = ap.parse_args()
     keep_records(args.report, args.assets)
@@ -146,7 +149,7 @@ def main() -> None:
         "burstkpn make-testset ../shared/data/eval/cbsd68 --out TESTSET --seed 0",
         data["command"],
         "python benchmarks/write_benchmarks_md.py "
-        + " ".join([str(args.report)] + [f"--extra {e}" for e in args.extra])
+        + " ".join([str(args.report)] + [f"--extra {shlex.quote(str(e))}" for e in args.extra])
         + (' --note "..."' if args.note else ""),
         "```",
         "",
@@ -175,7 +178,8 @@ def main() -> None:
         lines += ["", "Where the learned models stand (mean PSNR, learned minus other):", ""]
         lines += stand
     for extra in args.extra:
-        lines += ["", *extra_section(extra, args.assets)]
+        folder, _, title = str(extra).partition("=")
+        lines += ["", *extra_section(Path(folder), args.assets, title)]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     print(f"wrote {args.out}")
 

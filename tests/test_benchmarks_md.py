@@ -31,3 +31,12 @@ def test_extra_section_copies_records_and_images(tmp_path):
     # the kept copy can itself be the source of a later page
     again = mod.extra_section(assets / "vid", assets)
     assert again[0] == "## Video" and (assets / "vid" / "motion.png").is_file()
+
+
+def test_extra_section_title(tmp_path):
+    mod = _load()
+    rep = tmp_path / "r"
+    rep.mkdir()
+    (rep / "report.md").write_text("# Benchmark\n\ntext\n")
+    lines = mod.extra_section(rep, tmp_path / "docs", "Single images, Low / High")
+    assert lines[0] == "## Single images, Low / High" and "text" in lines

@@ -165,6 +165,8 @@ def standing(
     rows = {r["method"]: r for r in summary["rows"]}
     learned = [m for m in rows if m not in classical]
     classical = [m for m in classical if m in rows]
+    if not classical:  # nothing to stand against
+        return []
     lines = []
     for m in learned:
         for lv in summary["levels"]:

@@ -128,3 +128,19 @@ def test_single_image_testset_skips_burst_models(tmp_path, photo_folder):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "takes bursts of 8 frames, the test set has 1" in md
     assert "| Method | low PSNR | low SSIM | high PSNR | high SSIM | s / MP |" in md
+
+
+def test_standing_sentences():
+    from burstkpn.bench.quality import standing
+
+    def row(method, a, b):
+        return {"method": method, "psnr": {"low": a, "high": b}}
+
+    summary = {"levels": ["low", "high"], "rows": [row("reference", 30, 25), row("m", 31, 24.98)]}
+    lines = standing(summary)
+    assert lines == [
+        "- m at low (31.00 dB): above reference (+1.00 dB).",
+        "- m at high (24.98 dB): level with reference (-0.02 dB).",
+    ]
+    # only learned methods: no sentences (not empty ones)
+    assert standing({"levels": ["low"], "rows": [{"method": "m", "psnr": {"low": 30}}]}) == []
