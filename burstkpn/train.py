@@ -109,6 +109,10 @@ class TrainConfig:
     blur_size: int = 15  # deblur, synthetic pairs: motion-blur kernel size (odd)
     blur_noise: bool = False  # deblur, synthetic pairs: add a little noise to the blurry image
     noise_correlation: list = field(default_factory=lambda: [0.0, 0.0])  # denoise, synthetic
+    # synthetic noise: ranges of sigma_r and sigma_s, drawn log-uniformly; None: the training
+    # ranges of ame_kpn.md section 3.1 (data/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
+    sigma_r_range: list | None = None
+    sigma_s_range: list | None = None
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -127,6 +131,14 @@ class TrainConfig:
             raise InputError("batch_size and epoch_steps must be positive, steps non-negative")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
+        for name, rng in (
+            ("sigma_r_range", self.sigma_r_range),
+            ("sigma_s_range", self.sigma_s_range),
+        ):
+            if rng is not None and not (
+                len(rng) == 2 and all(math.isfinite(float(v)) for v in rng) and 0 < rng[0] <= rng[1]
+            ):
+                raise InputError(f"{name} must be [lo, hi] with 0 < lo <= hi, got {rng}")
         for name, value, allowed in (
             ("task", self.task, TASKS),
             ("loss", self.loss, LOSSES),
@@ -254,6 +266,16 @@ class _StepSampler(Sampler[list[int]]):
         return max(self.stop - self.start, 0)
 
 
+def _noise_ranges(cfg: TrainConfig) -> dict:
+    """The dataset keyword arguments for the configured noise ranges (empty: defaults)."""
+    out = {}
+    if cfg.sigma_r_range is not None:
+        out["sigma_r_range"] = tuple(float(v) for v in cfg.sigma_r_range)
+    if cfg.sigma_s_range is not None:
+        out["sigma_s_range"] = tuple(float(v) for v in cfg.sigma_s_range)
+    return out
+
+
 def make_train_dataset(cfg: TrainConfig) -> Dataset:
     """Item ``i`` is the ``i``-th sample of the run (step s uses ``[s * batch, (s + 1) *
     batch)``), each drawn from its own seeded generator."""
@@ -270,6 +292,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
             length=length,
             seed=cfg.seed,
             channels=cfg.channels,
+            **_noise_ranges(cfg),
         )
     if cfg.task in ("denoise", "deblur"):
         from burstkpn.data.paired import PairedImageDataset
@@ -291,6 +314,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
         length=max(cfg.steps, 1) * cfg.batch_size,
         seed=cfg.seed,
         channels=cfg.channels,
+        **_noise_ranges(cfg),
     )
 
 
@@ -306,7 +330,11 @@ def _synthetic_pairs(
             source, **common, augment=augment, kernel_size=cfg.blur_size, noise=cfg.blur_noise
         )
     return SyntheticNoisyPairs(
-        source, **common, augment=augment, correlation=tuple(cfg.noise_correlation)
+        source,
+        **common,
+        augment=augment,
+        correlation=tuple(cfg.noise_correlation),
+        **_noise_ranges(cfg),
     )
 
 
@@ -430,7 +458,8 @@ def load_state(path: Path, model, optimizer) -> tuple[int, float]:
     if not opath.is_file():
         # weights only (e.g. a run continued from committed weights): Adam starts afresh at the
         # step recorded in the card, so the schedule and the anneal continue; not bit-exact
-        step = int(loaded.card.get("step", 0))
+        # "step" in a run's checkpoint, "steps" in an exported (shipped) file
+        step = int(loaded.card.get("step", loaded.card.get("steps", 0)))
         print(
             f"train: no {opath.name}; continuing from the weights at step {step} with a new "
             "Adam state"
@@ -682,9 +711,11 @@ def training_seconds(run: Path, until: int | None = None) -> float:
 
 def _testset_options(generator: dict) -> str:
     """The ``make-testset`` options that rebuild a test set from its manifest's generator."""
+    from burstkpn.data.testset import DEFAULT_LEVELS
+
     names = [lv["name"] for lv in generator.get("levels", [])]
     opts = [f"--seed {generator['seed']}"]
-    if names and names != ["gain1", "gain2", "gain3", "gain4"]:
+    if names and names != list(DEFAULT_LEVELS):
         opts.append("--noise " + ",".join(names))
     if generator.get("num_frames", 8) != 8:
         opts.append(f"--frames {generator['num_frames']}")

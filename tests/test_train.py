@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,6 +168,26 @@ def test_resume_from_weights_only(tmp_path, photo_folder):
     run = tmp_path / "run"
     subprocess.run(_cli(*common, "--out", str(run), "--stop-after", "3"), check=True)
     (run / "last.optim.safetensors").unlink()  # as committed: config, metrics and weights
+    res = subprocess.run(
+        _cli("--resume", str(run), "--quiet"), check=True, capture_output=True, text=True
+    )
+    assert "continuing from the weights at step 3" in res.stdout
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6
+
+
+def test_resume_from_exported_weights(tmp_path, photo_folder):
+    """training/README.md: a run folder's config and metrics plus the shipped (exported) weights
+    as last.safetensors continue at the exported step, not at step 0."""
+    from burstkpn.train import export_weights
+
+    common = [*TINY, "--data", str(photo_folder), "--steps", "6", "--ckpt-every", "3"]
+    run = tmp_path / "run"
+    subprocess.run(_cli(*common, "--out", str(run), "--stop-after", "3"), check=True)
+    export_weights(run, "tiny", tmp_path / "weights", progress=False)
+    for name in ("last.safetensors", "last.optim.safetensors"):
+        (run / name).unlink()
+    shutil.copy(tmp_path / "weights" / "tiny.safetensors", run / "last.safetensors")
     res = subprocess.run(
         _cli("--resume", str(run), "--quiet"), check=True, capture_output=True, text=True
     )

@@ -148,3 +148,23 @@ def test_export_weights_scores_a_denoise_run_per_level_on_a_single_image_testset
     assert card["evaluation"]["command"].endswith(
         "--noise low,high --frames 1 --patch 32; first 2 images"
     )
+
+
+def test_noise_ranges_reach_the_training_pairs(photo_folder):
+    from burstkpn.train import make_train_dataset
+
+    cfg = _cfg(photo_folder, "denoise", sigma_r_range=[2e-3, 2e-3], sigma_s_range=[5e-4, 1e-3])
+    cfg.layout = "photos"
+    data = make_train_dataset(cfg)
+    for i in range(4):
+        item = data[i]
+        assert float(item["sigma_r"]) == pytest.approx(2e-3, rel=1e-6)
+        assert 5e-4 * (1 - 1e-6) <= float(item["sigma_s"]) <= 1e-3 * (1 + 1e-6)
+    cfg_default = _cfg(photo_folder, "denoise")
+    cfg_default.layout = "photos"
+    default = make_train_dataset(cfg_default)
+    assert default.sigma_r_range != (2e-3, 2e-3)
+    with pytest.raises(InputError, match="sigma_s_range must be"):
+        _cfg(photo_folder, "denoise", sigma_s_range=[1e-3, 1e-4]).validate()
+    with pytest.raises(InputError, match="sigma_r_range must be"):
+        _cfg(photo_folder, "denoise", sigma_r_range=[0.0, 1e-2]).validate()

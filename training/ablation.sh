@@ -15,6 +15,9 @@ declare -A SW=(
 mkdir -p weights/ablation
 for i in 1 2 3 4 5 6; do
   run=runs/ablation_model$i
+  if [ -f "weights/ablation/ame_kpn_model$i.safetensors" ] && [ ! -d "$run" ]; then
+    continue  # trained earlier (its run folder is gone): keep it
+  fi
   if [ -f "$run/last.safetensors" ]; then
     burstkpn train --resume "$run" --quiet
   else
