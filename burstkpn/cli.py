@@ -299,18 +299,40 @@ def cmd_bench_motion(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_ablation(args: argparse.Namespace) -> int:
+    import shlex
+
     from burstkpn.bench.quality import run_ablation
+    from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
     from burstkpn.models.factory import weights_dir
 
     folder = args.checkpoints or weights_dir() / "ablation"
+    out = prepare_output_dir(args.out, args.force) if args.out else None
     table, scores = run_ablation(args.testset, folder, limit=args.limit, progress=not args.quiet)
     print(table)
     missing = [i for i, v in scores.items() if v is None]
+    note = ""
     if missing:
-        print(
-            f"missing checkpoints in {folder}: "
-            + ", ".join(f"ame_kpn_model{i}.safetensors" for i in missing)
+        note = f"missing checkpoints in {folder}: " + ", ".join(
+            f"ame_kpn_model{i}.safetensors" for i in missing
         )
+        print(note)
+    if out is not None:
+        command = "burstkpn bench ablation " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+        text = (
+            "# ame_kpn.md Table 2: ablation of the AME units\n\n"
+            f"Produced by:\n\n```bash\n{command}\n```\n\n"
+            f"Mean PSNR (dB) over every burst of `{args.testset}`"
+            + (f" (first {args.limit} images)" if args.limit else "")
+            + f", checkpoints `{folder}/ame_kpn_model{{1..6}}.safetensors` "
+            "(their training budget is in their cards).\n\n"
+            + table
+            + "\n"
+            + (f"\n{note}\n" if note else "")
+        )
+        results = {"command": command, "testset": str(args.testset), "psnr": scores}
+        atomic_write_bytes(out / "report.md", text.encode())
+        atomic_write_bytes(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
+        print(f"wrote report.md and results.json to {out}/")
     return 0
 
 
@@ -888,6 +910,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--testset", required=True)
     p.add_argument("--checkpoints", help="folder with ame_kpn_model{1..6}.safetensors")
     p.add_argument("--limit", type=int)
+    p.add_argument("--out", help="report folder: report.md and results.json")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench_ablation)
 

@@ -144,3 +144,23 @@ def test_standing_sentences():
     ]
     # only learned methods: no sentences (not empty ones)
     assert standing({"levels": ["low"], "rows": [{"method": "m", "psnr": {"low": 30}}]}) == []
+
+
+def test_ablation_cli_writes_a_report(tmp_path, testset, capsys):
+    from burstkpn.cli import main
+
+    folder = tmp_path / "abl"
+    save_model(
+        create_model("ame_kpn", "tiny", **TABLE2_CONFIGS[1]), folder / "ame_kpn_model1.safetensors"
+    )
+    out = tmp_path / "report"
+    args = ["bench", "ablation", "--testset", str(testset), "--checkpoints", str(folder)]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    text = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert "burstkpn bench ablation" in text and "| Modules | Model 1" in text
+    assert "missing checkpoints" in text
+    assert results["psnr"]["1"] is not None and results["psnr"]["2"] is None
+    assert f"{results['psnr']['1']:.2f}" in text
+    assert main([*args, "--out", str(out), "--quiet"]) == 2
+    assert "is not empty" in capsys.readouterr().err
