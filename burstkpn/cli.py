@@ -809,7 +809,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on an embedded photo, with PSNR before/after")
     p.add_argument("--image", default="astronaut", help="embedded photo or image file")
-    p.add_argument("--noise", default="gain3")
+    p.add_argument(
+        "--noise",
+        default="gain2",
+        help="default gain2, the heaviest named level inside the training noise range "
+        "(Gains 3-4 lie outside it)",
+    )
     p.add_argument("--model", default="ame_kpn")
     p.add_argument("--patch", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
