@@ -142,12 +142,15 @@ def _synthetic_burst(level: str, seed: int = 3):
 @pytest.mark.parametrize("level", ["gain1", "gain2", "gain3"])
 def test_auto_noise_within_0_3_db_of_the_true_level(level):
     """`--noise auto` (estimated from the burst) vs the true sigma_r, sigma_s, with the shipped
-    AME-KPN on a synthetic burst whose truth is known."""
+    KPN on a synthetic burst whose truth is known. (Not AME-KPN: its short-trained weights
+    fail on this dark crop whatever the noise map, 4.6 dB below the noisy input at Gain 1, and
+    move 0.5 dB for a 3 % change of sigma_r at Gain 2, so the test would measure the weights'
+    sensitivity rather than the estimator; see training/README.md.)"""
     from burstkpn.data.noise import NOISE_LEVELS
     from burstkpn.metrics import psnr
 
     burst = _synthetic_burst(level)
-    model = burstkpn.load_pretrained("ame_kpn")
+    model = burstkpn.load_pretrained("kpn")
     lv = NOISE_LEVELS[level]
     frames = burst.noisy[0]
     kw = dict(linear=True, align="off", precision="fp32")
