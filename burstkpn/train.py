@@ -135,9 +135,7 @@ class TrainConfig:
             ("sigma_r_range", self.sigma_r_range),
             ("sigma_s_range", self.sigma_s_range),
         ):
-            if rng is not None and not (
-                len(rng) == 2 and all(math.isfinite(float(v)) for v in rng) and 0 < rng[0] <= rng[1]
-            ):
+            if rng is not None and not _is_range(rng):
                 raise InputError(f"{name} must be [lo, hi] with 0 < lo <= hi, got {rng}")
         for name, value, allowed in (
             ("task", self.task, TASKS),
@@ -146,6 +144,15 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise InputError(f"{name} must be one of {', '.join(allowed)}, got '{value}'")
+
+
+def _is_range(value) -> bool:
+    """Whether ``value`` is ``[lo, hi]`` with finite numbers ``0 < lo <= hi``."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(hi) and 0 < lo <= hi
 
 
 def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:

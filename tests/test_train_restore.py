@@ -166,5 +166,6 @@ def test_noise_ranges_reach_the_training_pairs(photo_folder):
     assert default.sigma_r_range != (2e-3, 2e-3)
     with pytest.raises(InputError, match="sigma_s_range must be"):
         _cfg(photo_folder, "denoise", sigma_s_range=[1e-3, 1e-4]).validate()
-    with pytest.raises(InputError, match="sigma_r_range must be"):
-        _cfg(photo_folder, "denoise", sigma_r_range=[0.0, 1e-2]).validate()
+    for bad in ([0.0, 1e-2], "0.01", [1e-3], ["a", "b"], [1e-3, float("inf")]):
+        with pytest.raises(InputError, match="sigma_r_range must be"):
+            _cfg(photo_folder, "denoise", sigma_r_range=bad).validate()
