@@ -1,4 +1,4 @@
-"""Noise level of real noisy / clean pairs (PolyU layout: ``*_real`` / ``*_mean``): the
+"""Noise level of real noisy / clean pairs (a PolyU or SIDD folder, as ``find_pairs``): the
 difference noisy - clean in linear light, its variance fitted as sigma_r^2 + sigma_s * y over
 ten brightness bins (ame_kpn.md section 3.1 model), and the sRGB PSNR of the noisy image.
 
@@ -10,19 +10,15 @@ Used to choose the noise ranges of training/configs/dcn_lka_denoise_cpu_r3.yaml.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from burstkpn.data.images import linear_to_srgb, load_linear
+from burstkpn.data.paired import find_pairs
 
 
 def main() -> None:
-    folder = Path(sys.argv[1])
-    for noisy_path in sorted(p for p in folder.iterdir() if "_real" in p.stem.lower()):
-        stem = noisy_path.stem
-        cut = stem.lower().rindex("_real")
-        clean_path = noisy_path.with_name(stem[:cut] + "_mean" + noisy_path.suffix)
+    for noisy_path, clean_path in find_pairs(sys.argv[1]):
         x, y = load_linear(str(noisy_path)), load_linear(str(clean_path))
         d = linear_to_srgb(x).clamp(0, 1) - linear_to_srgb(y).clamp(0, 1)
         psnr = float(-10 * np.log10(float(d.pow(2).mean())))
