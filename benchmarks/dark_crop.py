@@ -15,7 +15,7 @@ import torch
 
 import burstkpn
 from burstkpn.data.images import load_linear
-from burstkpn.data.noise import NOISE_LEVELS
+from burstkpn.data.noise import NOISE_LEVELS, estimate_noise_map
 from burstkpn.data.synth import synthesize_burst
 from burstkpn.denoising import denoise_burst
 from burstkpn.metrics import psnr
@@ -51,7 +51,7 @@ def main() -> None:
         if getattr(model, "residual", False):
             burst, lv = dark_burst("gain1"), NOISE_LEVELS["gain1"]
             x = burst.noisy
-            nmap = (lv.sigma_r**2 + lv.sigma_s * x[:, 0].clamp_min(0)).sqrt()
+            nmap = estimate_noise_map(x[:, 0], lv.sigma_r, lv.sigma_s)  # eq. (1) input
             with torch.no_grad():
                 out = model(x, nmap, return_aux=True)
             kernel_path = out.aux["filtered"].mean(1)

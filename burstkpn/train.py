@@ -59,6 +59,7 @@ from burstkpn.losses import (
 )
 from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, save_model
+from burstkpn.models.factory import trained_steps
 from burstkpn.restoration import is_video_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
@@ -465,8 +466,7 @@ def load_state(path: Path, model, optimizer) -> tuple[int, float]:
     if not opath.is_file():
         # weights only (e.g. a run continued from committed weights): Adam starts afresh at the
         # step recorded in the card, so the schedule and the anneal continue; not bit-exact
-        # "step" in a run's checkpoint, "steps" in an exported (shipped) file
-        step = int(loaded.card.get("step", loaded.card.get("steps", 0)))
+        step = trained_steps(loaded.card) or 0
         print(
             f"train: no {opath.name}; continuing from the weights at step {step} with a new "
             "Adam state"
@@ -819,8 +819,7 @@ def export_weights(
     run = Path(run)
     cfg = read_config(run)
     model = load_model(run / "last.safetensors")
-    # the checkpoint's step (logs may run past it); "steps" in an exported (shipped) file
-    step = int(model.card.get("step", model.card.get("steps", 0)))
+    step = trained_steps(model.card) or 0  # the checkpoint's step (logs may run past it)
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)

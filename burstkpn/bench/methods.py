@@ -209,6 +209,7 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
             return None, f"skipped: needs {EXTRAS[package]}"
         return fn, ""
     from burstkpn.models import list_models, load_model, load_pretrained
+    from burstkpn.models.factory import trained_steps
 
     if name.endswith(".safetensors"):
         return model_method(load_model(name)), f"checkpoint {name}"
@@ -217,8 +218,9 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
             model = load_pretrained(name)
         except InputError as exc:
             return None, f"skipped: {exc}"
-        steps = model.card.get("steps", model.card.get("step", "?"))
-        return model_method(model), f"shipped weights ({steps} training steps)"
+        steps = trained_steps(model.card)
+        note = f"shipped weights ({'?' if steps is None else steps} training steps)"
+        return model_method(model), note
     raise InputError(
         f"unknown method '{name}' (classical: {', '.join(CLASSICAL)}; models: "
         f"{', '.join(list_models())}; or a .safetensors checkpoint)"

@@ -177,7 +177,7 @@ def resolve_restore_method(name: str, task: str) -> tuple[RestoreMethod | None, 
     optional package or the shipped weights are missing."""
     from burstkpn.bench.methods import EXTRAS
     from burstkpn.models import list_models, load_model, load_pretrained
-    from burstkpn.models.factory import weights_dir
+    from burstkpn.models.factory import trained_steps, weights_dir
     from burstkpn.restoration import weights_name
 
     if name in CLASSICAL[task]:
@@ -194,8 +194,9 @@ def resolve_restore_method(name: str, task: str) -> tuple[RestoreMethod | None, 
             model = load_pretrained(shipped)
         except InputError as exc:
             return None, f"skipped: {exc}"
-        steps = model.card.get("steps", model.card.get("step", "?"))
-        return model_restore_method(model), f"shipped weights {shipped} ({steps} training steps)"
+        steps = trained_steps(model.card)
+        note = f"shipped weights {shipped} ({'?' if steps is None else steps} training steps)"
+        return model_restore_method(model), note
     raise InputError(
         f"unknown {task} method '{name}' (classical: {', '.join(CLASSICAL[task])}; "
         f"models: {', '.join(list_models())}; or a .safetensors checkpoint)"

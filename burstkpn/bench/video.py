@@ -99,6 +99,7 @@ def resolve_video_method(name: str) -> tuple[Method | None, str]:
     if name in SIMPLE:
         return SIMPLE[name], ""
     from burstkpn.models import list_models, load_model
+    from burstkpn.models.factory import trained_steps
     from burstkpn.restoration import load_restoration_model
 
     if name.endswith(".safetensors"):
@@ -108,8 +109,9 @@ def resolve_video_method(name: str) -> tuple[Method | None, str]:
             model = load_restoration_model(name, "denoise")
         except InputError as exc:
             return None, f"skipped: {exc}"
-        steps = model.card.get("steps", model.card.get("step", "?"))
-        return window_method(model), f"shipped weights ({steps} training steps)"
+        steps = trained_steps(model.card)
+        note = f"shipped weights ({'?' if steps is None else steps} training steps)"
+        return window_method(model), note
     raise InputError(
         f"unknown method '{name}' (use {', '.join(SIMPLE)}, a model name such as "
         f"{', '.join(DEFAULT_VIDEO_METHODS[2:])}, or a .safetensors checkpoint)"

@@ -52,6 +52,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def trained_steps(card: dict) -> int | None:
+    """Training steps behind a checkpoint: ``step`` in a run's checkpoint, ``steps`` in an
+    exported (shipped) file; ``None`` when the card has neither."""
+    value = card.get("step", card.get("steps"))
+    return None if value is None else int(value)
+
+
 def save_model(model: nn.Module, path: str | os.PathLike, **card) -> Path:
     """Write ``model``'s weights and its recipe (``model.config``) to a safetensors file,
     atomically. Extra keyword arguments are stored as the JSON model card."""
