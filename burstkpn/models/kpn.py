@@ -147,6 +147,30 @@ class KernelPredictionNet(nn.Module):
                 self.w_head.weight.mul_(0.1)
                 self.w_head.bias.fill_(2.0)  # sigmoid(2) = 0.88: mostly the kernel path
 
+    def _fuse_matrix(self, like: torch.Tensor) -> torch.Tensor:
+        """``(T, Kmax^2)`` 0/1 matrix taking the taps of every kernel size to their centred
+        places in one ``Kmax x Kmax`` kernel (:func:`fuse_multisize_kernels` of the identity)."""
+        eye = torch.eye(self.taps, dtype=like.dtype, device=like.device)[None, :, :, None, None]
+        parts = torch.split(eye, [k * k for k in self.kernel_sizes], dim=2)
+        return fuse_multisize_kernels(list(parts), self.kernel_sizes)[0, :, :, 0, 0]
+
+    def _predict_kernels(self, feat: torch.Tensor) -> torch.Tensor:
+        """Kernels K of eq. (2), ``(B*C, N * Kmax^2, Hp, Wp)``. For several kernel sizes (MKPN)
+        the sizes are summed into one ``Kmax x Kmax`` kernel. The head is linear, so summing
+        the head's filters first (``weight @ M``) gives the same kernels as predicting every
+        size and fusing them, with autograd reaching the same per-size filters, at the cost of
+        ``Kmax^2`` output channels per frame instead of ``sum(s^2)`` (81 vs 165)."""
+        n, t = self.num_frames, self.taps
+        weight, bias = self.kr_head.weight[: n * t], self.kr_head.bias[: n * t]
+        if len(self.kernel_sizes) > 1:
+            m = self._fuse_matrix(weight)
+            weight = torch.einsum("ntk,tm->nmk", weight.reshape(n, t, -1), m)
+            weight = weight.reshape(-1, *self.kr_head.weight.shape[1:])
+            bias = (bias.reshape(n, t) @ m).reshape(-1)
+            if self.kr_head.weight.is_contiguous(memory_format=torch.channels_last):
+                weight = weight.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(feat, weight, bias, padding=1)
+
     def forward(
         self,
         burst: torch.Tensor,
@@ -180,16 +204,23 @@ class KernelPredictionNet(nn.Module):
             return DenoiseOutput(image.reshape(b, c, h, w), None, {} if return_aux else None)
 
         hp, wp = x.shape[-2:]
-        bc, t = b * c, self.taps
-        kr = self.kr_head(feat).float()
-        kernels = kr[:, : n * t].reshape(bc, n, t, hp, wp)
+        bc = b * c
+        # contiguous: a channels_last head output would put the taps innermost, and the
+        # tap-by-tap application would then stream the whole kernel tensor once per tap
+        kernels = self._predict_kernels(feat).float().contiguous().reshape(bc, n, -1, hp, wp)
         frames_p = x[:, :n].float().unsqueeze(2)  # (B*C, N, 1, Hp, Wp)
-        if len(self.kernel_sizes) > 1:
-            parts = torch.split(kernels, [k * k for k in self.kernel_sizes], dim=2)
-            kernels = fuse_multisize_kernels(list(parts), self.kernel_sizes)
         filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
         if self.residual:
-            residuals = kr[:, n * t :].reshape(bc, n, 1, hp, wp)
+            residuals = (
+                F.conv2d(
+                    feat,
+                    self.kr_head.weight[n * self.taps :],
+                    self.kr_head.bias[n * self.taps :],
+                    padding=1,
+                )
+                .float()
+                .reshape(bc, n, 1, hp, wp)
+            )
             weights = torch.sigmoid(self.w_head(feat).float()).reshape(bc, n, 1, hp, wp)
             per_frame = weights * filtered + (1 - weights) * residuals  # eq. (4)
         else:

@@ -135,3 +135,24 @@ def test_paper_size_has_published_widths():
     model = create_model("ame_kpn", "paper")
     widths = [blk[0].out_channels for blk in model.backbone.encoder]
     assert widths == [64, 128, 256, 512, 512]
+
+
+def test_mkpn_fused_head_equals_predicting_each_size_then_fusing():
+    """MKPN sums its head's per-size filters before the convolution (81 output channels per
+    frame instead of 165); kernels and the gradients reaching the per-size filters must equal
+    predicting all 165 taps and fusing them (fuse_multisize_kernels)."""
+    from burstkpn.ops.kernels import fuse_multisize_kernels
+
+    torch.manual_seed(0)
+    model = create_model("mkpn", "tiny", num_frames=2).double()
+    feat = torch.randn(3, model.kr_head.in_channels, 9, 11, dtype=torch.float64)
+    fused = model._predict_kernels(feat).reshape(3, 2, 81, 9, 11)
+    fused.square().sum().backward()
+    grad_fast = model.kr_head.weight.grad.clone()
+    model.zero_grad()
+    kr = model.kr_head(feat).reshape(3, 2, model.taps, 9, 11)
+    parts = torch.split(kr, [k * k for k in model.kernel_sizes], dim=2)
+    reference = fuse_multisize_kernels(list(parts), model.kernel_sizes)
+    reference.square().sum().backward()
+    assert torch.allclose(fused, reference, atol=1e-12)
+    assert torch.allclose(grad_fast, model.kr_head.weight.grad, atol=1e-10)
