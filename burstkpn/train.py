@@ -114,6 +114,9 @@ class TrainConfig:
     # ranges of ame_kpn.md section 3.1 (data/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
     sigma_r_range: list | None = None
     sigma_s_range: list | None = None
+    # bursts: scale each clean burst (linear light) by a factor drawn log-uniformly from
+    # [lo, hi] before the noise, for darker scenes than the training photos; None: off
+    exposure_range: list | None = None
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -135,6 +138,7 @@ class TrainConfig:
         for name, rng in (
             ("sigma_r_range", self.sigma_r_range),
             ("sigma_s_range", self.sigma_s_range),
+            ("exposure_range", self.exposure_range),
         ):
             if rng is not None and not _is_range(rng):
                 raise InputError(f"{name} must be [lo, hi] with 0 < lo <= hi, got {rng}")
@@ -177,6 +181,8 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
             f"{', '.join(RESTORATION_LOSSES)})"
         )
     layout = cfg.layout
+    if task != "burst" and cfg.exposure_range is not None:
+        raise InputError(f"exposure_range applies to burst training only, not to task '{task}'")
     if task == "burst" and layout not in ("auto", "photos"):
         raise InputError(f"burst training makes bursts from photos; layout '{layout}' is paired")
     if layout == "auto":
@@ -323,6 +329,9 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
         seed=cfg.seed,
         channels=cfg.channels,
         **_noise_ranges(cfg),
+        exposure_range=None
+        if cfg.exposure_range is None
+        else tuple(float(v) for v in cfg.exposure_range),
     )
 
 

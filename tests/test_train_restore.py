@@ -169,3 +169,18 @@ def test_noise_ranges_reach_the_training_pairs(photo_folder):
     for bad in ([0.0, 1e-2], "0.01", [1e-3], ["a", "b"], [1e-3, float("inf")]):
         with pytest.raises(InputError, match="sigma_r_range must be"):
             _cfg(photo_folder, "denoise", sigma_r_range=bad).validate()
+
+
+def test_exposure_range_is_for_burst_training_only(photo_folder):
+    from burstkpn.models import create_model
+    from burstkpn.train import resolve_task
+
+    cfg = _cfg(photo_folder, "denoise", exposure_range=[0.1, 1.0])
+    with pytest.raises(InputError, match="exposure_range applies to burst training only"):
+        resolve_task(cfg, create_model("dcn_lka", "tiny"))
+    with pytest.raises(InputError, match="exposure_range must be"):
+        _cfg(photo_folder, "denoise", exposure_range=[1.0, 0.1]).validate()
+    from burstkpn.train import make_train_dataset
+
+    burst_cfg = _cfg(photo_folder, "burst", model="kpn", exposure_range=[0.2, 0.5])
+    assert make_train_dataset(burst_cfg).exposure_range == (0.2, 0.5)

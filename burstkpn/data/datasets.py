@@ -96,6 +96,7 @@ class SyntheticBurstDataset(Dataset):
         log_uniform: bool = True,
         augment: bool = True,
         motion: MotionConfig = DEFAULT_MOTION,
+        exposure_range: tuple[float, float] | None = None,
     ) -> None:
         if length < 1:
             raise InputError(f"dataset length must be positive, got {length}")
@@ -119,6 +120,7 @@ class SyntheticBurstDataset(Dataset):
         self.log_uniform = log_uniform
         self.augment = augment
         self.motion = motion
+        self.exposure_range = exposure_range
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -156,6 +158,13 @@ class SyntheticBurstDataset(Dataset):
         sigma_r, sigma_s = sample_noise_params(
             1, g, self.sigma_r_range, self.sigma_s_range, self.log_uniform
         )
+        if self.exposure_range is not None:
+            # darker scenes than the photos show: scale the clean linear burst by a factor
+            # drawn log-uniformly (drawn last before the noise, so that geometry and noise
+            # parameters are those of the unscaled burst)
+            lo, hi = self.exposure_range
+            u = float(torch.rand((), generator=g))
+            clean_burst = clean_burst * (lo * (hi / lo) ** u)
         noisy = add_noise(clean_burst[None], sigma_r, sigma_s, g)[0]
         return {
             "noisy": noisy,

@@ -64,3 +64,23 @@ def test_channel_matching():
 def test_derive_seed_stable():
     assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
     assert 0 <= derive_seed(12345) < 2**63
+
+
+def test_exposure_range_scales_the_clean_burst_only(photo_folder):
+    """An exposure factor scales the clean linear burst; position, motion and noise levels are
+    those of the unscaled burst, and the noise map follows the scaled noisy reference."""
+    kw = dict(patch_size=32, num_frames=4, length=3, seed=2)
+    plain = SyntheticBurstDataset(photo_folder, **kw)
+    dark = SyntheticBurstDataset(photo_folder, **kw, exposure_range=(0.25, 0.25))
+    for i in range(3):
+        a, b = plain[i], dark[i]
+        assert torch.allclose(b["clean"], 0.25 * a["clean"], atol=1e-7)
+        assert torch.equal(a["offsets"], b["offsets"])
+        assert float(a["sigma_r"]) == float(b["sigma_r"])
+        assert float(a["sigma_s"]) == float(b["sigma_s"])
+        sigma = (b["sigma_r"] ** 2 + b["sigma_s"] * b["noisy"][:1].clamp_min(0)).sqrt()
+        assert torch.allclose(b["noise_map"], sigma[0])
+    ranged = SyntheticBurstDataset(photo_folder, **kw, exposure_range=(0.1, 0.5))
+    for i in range(3):
+        ratio = ranged[i]["clean"].sum() / plain[i]["clean"].sum()
+        assert 0.1 - 1e-6 <= float(ratio) <= 0.5 + 1e-6
