@@ -358,6 +358,7 @@ TRAIN_FLAGS = {  # CLI flag -> TrainConfig field
     "blur_size": "blur_size",
     "clips": "clips",
     "clip_fraction": "clip_fraction",
+    "ema_decay": "ema_decay",
 }
 
 
@@ -724,6 +725,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int)
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        help="average the weights over training (e.g. 0.99; default 0: off); validation, best "
+        "and export-weights then use the average",
+    )
     p.add_argument("--val-every", type=int)
     p.add_argument("--ckpt-every", type=int)
     p.add_argument(

@@ -33,6 +33,7 @@ Run folder::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -114,6 +115,9 @@ class TrainConfig:
     # ranges of ame_kpn.md section 3.1 (data/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
     sigma_r_range: list | None = None
     sigma_s_range: list | None = None
+    # exponential moving average of the weights (decay per step; 0: off). With it, validation,
+    # best.safetensors and export-weights use the averaged weights; the raw ones keep training
+    ema_decay: float = 0.0
     # bursts: scale each clean burst (linear light) by a factor drawn log-uniformly from
     # [lo, hi] before the noise, for darker scenes than the training photos; None: off
     exposure_range: list | None = None
@@ -135,6 +139,8 @@ class TrainConfig:
             raise InputError("batch_size and epoch_steps must be positive, steps non-negative")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
+        if not 0.0 <= float(self.ema_decay) < 1.0:
+            raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name, rng in (
             ("sigma_r_range", self.sigma_r_range),
             ("sigma_s_range", self.sigma_s_range),
@@ -448,8 +454,9 @@ def _optim_path(ckpt: Path) -> Path:
     return ckpt.with_name(ckpt.name.replace(".safetensors", ".optim.safetensors"))
 
 
-def save_state(path: Path, model, optimizer, step: int, best: float, card: dict) -> None:
-    """Model checkpoint plus a safetensors file with Adam's state, both atomic."""
+def save_state(path: Path, model, optimizer, step: int, best: float, card: dict, ema=None) -> None:
+    """Model checkpoint plus a safetensors file with Adam's state (and the averaged weights,
+    keys ``ema.NAME``), both atomic."""
     from safetensors.torch import save
 
     save_model(model, path, **card)
@@ -457,12 +464,39 @@ def save_state(path: Path, model, optimizer, step: int, best: float, card: dict)
     for pid, st in optimizer.state_dict()["state"].items():
         for k, v in st.items():
             tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+    if ema is not None:
+        for k, v in ema.state_dict().items():
+            tensors[f"ema.{k}"] = v.detach().cpu().contiguous()
     meta = {
         "step": str(step),
         "best": repr(best),
         "param_groups": json.dumps(optimizer.state_dict()["param_groups"]),
     }
     atomic_write_bytes(_optim_path(path), save(tensors, metadata=meta))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for the parameters; buffers are copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(bm)
+
+
+def load_ema(path: Path, ema: torch.nn.Module) -> bool:
+    """Load the averaged weights saved beside checkpoint ``path`` into ``ema``; False when the
+    run has none yet (EMA newly switched on, or a weights-only continuation)."""
+    from safetensors.torch import load_file
+
+    opath = _optim_path(path)
+    if not opath.is_file():
+        return False
+    saved = {k[4:]: v for k, v in load_file(str(opath)).items() if k.startswith("ema.")}
+    if not saved:
+        return False
+    ema.load_state_dict(saved)
+    return True
 
 
 def load_state(path: Path, model, optimizer) -> tuple[int, float]:
@@ -486,6 +520,8 @@ def load_state(path: Path, model, optimizer) -> tuple[int, float]:
     tensors = load_file(str(opath))
     state: dict[int, dict] = {}
     for key, v in tensors.items():
+        if key.startswith("ema."):
+            continue
         pid, name = key.split(".", 1)
         state.setdefault(int(pid), {})[name] = v
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
@@ -569,6 +605,11 @@ def train(
         step, best = load_state(run / "last.safetensors", model, optimizer)
         if is_main:
             _trim_metrics(run / "metrics.jsonl", step)
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = copy.deepcopy(model).eval().requires_grad_(False)
+        if resume:
+            load_ema(run / "last.safetensors", ema)  # else it starts from the current weights
     net = model
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -626,6 +667,8 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
+        if ema is not None:
+            update_ema(ema, model, cfg.ema_decay)
         step += 1
         n_since += noisy.shape[0] * world
         bar.update(1)
@@ -638,16 +681,23 @@ def train(
             log.update({k: float(v.detach()) for k, v in terms.items()})
             t_last, n_since = now, 0
             if cfg.val_every > 0 and (step % cfg.val_every == 0 or step == cfg.steps):
-                log.update(validate(model, val_set, cfg.precision, device, cfg.loss))
+                evaluated = model if ema is None else ema
+                log.update(validate(evaluated, val_set, cfg.precision, device, cfg.loss))
                 if log["val_psnr"] > best:
                     best = log["val_psnr"]
-                    save_model(model, run / "best.safetensors", **card, step=step, val=log)
+                    save_model(evaluated, run / "best.safetensors", **card, step=step, val=log)
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(log) + "\n")
             bar.set_postfix(loss=f"{log['loss']:.4f}", lr=f"{lr:.1e}")
         if is_main and (step % cfg.ckpt_every == 0 or step == stop):
             save_state(
-                run / "last.safetensors", model, optimizer, step, best, {**card, "step": step}
+                run / "last.safetensors",
+                model,
+                optimizer,
+                step,
+                best,
+                {**card, "step": step},
+                ema,
             )
             plot_metrics(run)
     bar.close()
@@ -829,6 +879,7 @@ def export_weights(
     cfg = read_config(run)
     model = load_model(run / "last.safetensors")
     step = trained_steps(model.card) or 0  # the checkpoint's step (logs may run past it)
+    averaged = cfg.ema_decay > 0 and load_ema(run / "last.safetensors", model)
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
@@ -845,6 +896,7 @@ def export_weights(
         "anneal_weight_at_last_step": cfg.beta * cfg.alpha**step,
         "training_hours": round(training_seconds(run, step) / 3600, 2),
         "precision": cfg.precision,
+        "weights": f"exponential moving average, decay {cfg.ema_decay}" if averaged else "last",
         "validation": {k: v for k, v in (last_val or {}).items() if k.startswith("val_")},
         "validation_step": last_val["step"] if last_val else None,
     }

@@ -194,3 +194,35 @@ def test_resume_from_exported_weights(tmp_path, photo_folder):
     assert "continuing from the weights at step 3" in res.stdout
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 6
+
+
+def test_ema_weights_resume_exactly_and_are_exported(tmp_path, photo_folder):
+    """--ema-decay: the averaged weights live in last.optim.safetensors (keys ema.*), continue
+    bit-exactly across a resume, and are what export-weights ships."""
+    from burstkpn.models import load_model
+    from burstkpn.train import export_weights, update_ema
+
+    common = [*TINY, "--data", str(photo_folder), "--steps", "6", "--ckpt-every", "3"]
+    common += ["--ema-decay", "0.9"]
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run(_cli(*common, "--out", str(ref)), check=True)
+    subprocess.run(_cli(*common, "--out", str(run), "--stop-after", "3"), check=True)
+    subprocess.run(_cli("--resume", str(run), "--quiet"), check=True)
+    a = load_file(ref / "last.optim.safetensors")
+    b = load_file(run / "last.optim.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ema = {k[4:]: v for k, v in a.items() if k.startswith("ema.")}
+    raw = _weights(ref)
+    assert ema.keys() == raw.keys() and any(not torch.equal(ema[k], raw[k]) for k in raw)
+    card = export_weights(ref, "avg", tmp_path / "w", progress=False)
+    assert card["weights"].startswith("exponential moving average")
+    shipped = load_model(tmp_path / "w" / "avg.safetensors").state_dict()
+    assert all(torch.equal(shipped[k], ema[k]) for k in ema)
+
+    # the update itself: ema <- d * ema + (1 - d) * w
+    e, m = torch.nn.Linear(3, 2).double(), torch.nn.Linear(3, 2).double()
+    expected = 0.75 * e.weight.detach().clone() + 0.25 * m.weight.detach()
+    update_ema(e, m, 0.75)
+    assert torch.allclose(e.weight, expected, atol=1e-15)
+    with pytest.raises(InputError, match="ema_decay must be"):
+        TrainConfig(ema_decay=1.0).validate()
