@@ -13,12 +13,12 @@ import sys
 
 import torch
 
-import burstkpn
 from burstkpn.data.images import load_linear
 from burstkpn.data.noise import NOISE_LEVELS, estimate_noise_map
 from burstkpn.data.synth import synthesize_burst
 from burstkpn.denoising import denoise_burst
 from burstkpn.metrics import psnr
+from burstkpn.restoration import load_restoration_model
 
 
 def dark_burst(level: str, seed: int = 3):
@@ -27,16 +27,10 @@ def dark_burst(level: str, seed: int = 3):
     return synthesize_burst(clean[:, 40:360, 120:440], g, patch_size=96, noise=level)
 
 
-def load(name: str) -> torch.nn.Module:
-    if name.endswith(".safetensors"):
-        return burstkpn.load_model(name).eval()
-    return burstkpn.load_pretrained(name)
-
-
 def main() -> None:
     names = sys.argv[1:] or ["ame_kpn", "kpn"]
     for name in names:
-        model = load(name)
+        model = load_restoration_model(name).eval()
         for level in ("gain1", "gain2", "gain3"):
             burst, lv = dark_burst(level), NOISE_LEVELS[level]
             frames = burst.noisy[0]

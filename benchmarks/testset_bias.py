@@ -15,15 +15,9 @@ from collections import defaultdict
 
 import torch
 
-import burstkpn
 from burstkpn.data.testset import TestSet
 from burstkpn.metrics import prepare, psnr
-
-
-def load(name: str) -> torch.nn.Module:
-    if name.endswith(".safetensors"):
-        return burstkpn.load_model(name).eval()
-    return burstkpn.load_pretrained(name)
+from burstkpn.restoration import load_restoration_model
 
 
 def bias(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -39,7 +33,7 @@ def main() -> None:
     testset = TestSet(args.testset)
     images = list(dict.fromkeys(e["image"] for e in testset.manifest["bursts"]))[: args.limit]
     entries = [e for e in testset.manifest["bursts"] if e["image"] in images]
-    models = {name: load(name) for name in args.models}
+    models = {name: load_restoration_model(name).eval() for name in args.models}
     stats: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for entry in entries:
         burst = testset.load(entry)
