@@ -15,6 +15,7 @@ from collections import defaultdict
 
 import torch
 
+from burstkpn.bench.quality import select_entries
 from burstkpn.data.testset import TestSet
 from burstkpn.metrics import prepare, psnr
 from burstkpn.restoration import load_restoration_model
@@ -31,8 +32,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=12, help="first N images (all levels)")
     args = parser.parse_args()
     testset = TestSet(args.testset)
-    images = list(dict.fromkeys(e["image"] for e in testset.manifest["bursts"]))[: args.limit]
-    entries = [e for e in testset.manifest["bursts"] if e["image"] in images]
+    entries = select_entries(testset, args.limit)  # the subset `bench quality --limit` uses
+    images = {e["image"] for e in entries}
     models = {name: load_restoration_model(name).eval() for name in args.models}
     stats: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for entry in entries:
