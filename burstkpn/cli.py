@@ -365,6 +365,8 @@ TRAIN_FLAGS = {  # CLI flag -> TrainConfig field
 def cmd_train(args: argparse.Namespace) -> int:
     from burstkpn.train import TrainConfig, read_config, train
 
+    if args.resume and args.init:
+        raise InputError("--init starts a new run: give it with --out, not with --resume")
     if args.resume:
         run = Path(args.resume)
         cfg = read_config(run)
@@ -397,7 +399,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 raise InputError(f"--model-kwargs is not JSON: {exc}") from None
         cfg = TrainConfig.from_dict(values)  # train() checks --data before it starts
         resume = False
-    log = train(cfg, run, resume=resume, stop_after=args.stop_after, progress=not args.quiet)
+    log = train(
+        cfg,
+        run,
+        resume=resume,
+        init=args.init,
+        stop_after=args.stop_after,
+        progress=not args.quiet,
+    )
     if log:
         print(json.dumps({k: round(v, 5) if isinstance(v, float) else v for k, v in log.items()}))
     return 0
@@ -713,6 +722,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of training options (flags override it)")
     p.add_argument("--out", help="new run folder")
     p.add_argument("--resume", help="run folder to continue")
+    p.add_argument(
+        "--init",
+        help="start from trained weights: a shipped name (kpn, mkpn, ame_kpn, ...) or a "
+        ".safetensors checkpoint; new Adam state, steps count on from the weights' (fine-tune "
+        "on your own --data)",
+    )
     p.add_argument("--steps", type=int)
     p.add_argument("--epoch-steps", type=int, help="steps per epoch (learning-rate decay)")
     p.add_argument("--batch-size", type=int)

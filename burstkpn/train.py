@@ -59,11 +59,12 @@ from burstkpn.losses import (
     restoration_loss,
 )
 from burstkpn.metrics import psnr
-from burstkpn.models import count_parameters, create_model, load_model, save_model
+from burstkpn.models import count_parameters, create_model, load_model, read_metadata, save_model
 from burstkpn.models.factory import trained_steps
 from burstkpn.restoration import is_video_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
+INIT_CARD = "init_card.json"  # card of the weights a run was continued from (weights only)
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
 VIDEO_VAL_LEVELS = ("low", "high")  # deformable_kernels.md Tables 2-3
 TASKS = ("auto", "burst", "denoise", "deblur", "video")
@@ -552,6 +553,25 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 # --------------------------------------------------------------------------- loop
+def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
+    """The checkpoint behind ``--init`` (a shipped name or a path), checked against ``model``."""
+    from burstkpn.models.factory import weights_dir
+
+    path = Path(init)
+    if not path.suffix and not path.exists():
+        path = weights_dir() / f"{init}.safetensors"
+        if not path.is_file():
+            raise InputError(f"--init: no shipped weights '{init}' and no such file")
+    meta = read_metadata(path)  # a clear error for a missing or foreign file
+    built = model.config
+    if meta["name"] != built["name"] or meta["kwargs"] != json.loads(json.dumps(built["kwargs"])):
+        raise InputError(
+            f"--init: '{path}' holds {meta['name']} {meta['kwargs']}, but this run builds "
+            f"{built['name']} {built['kwargs']} (set --model / --size / --model-kwargs to match)"
+        )
+    return path
+
+
 def _dist_info() -> tuple[int, int]:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -563,11 +583,15 @@ def train(
     out: str | os.PathLike,
     *,
     resume: bool = False,
+    init: str | os.PathLike | None = None,
     stop_after: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Train (or resume) a run in ``out``; returns the last logged metrics. ``stop_after``
-    ends the process after that many steps of this call (for tests and chunked runs)."""
+    """Train (or resume) a run in ``out``; returns the last logged metrics. ``init`` starts a
+    new run from trained weights (a shipped name such as ``"kpn"`` or a checkpoint path) with a
+    new Adam state, counting steps on from theirs so that the learning-rate schedule and the
+    anneal (ame_kpn.md eq. 8) continue. ``stop_after`` ends the process after that many steps
+    of this call (for tests and chunked runs)."""
     tune_allocator()
     cfg.validate()
     rank, world = _dist_info()
@@ -598,10 +622,28 @@ def train(
         # a resumed run rewrites its config too: an extended run (--steps) says so there
         write_config(run, cfg)
 
+    init_path = None if (init is None or resume) else _init_path(init, model)
     model = prepare_model(model, device, cfg.precision).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, -math.inf
+    if init_path is not None:
+        loaded = load_model(init_path)
+        model.load_state_dict(loaded.state_dict())
+        step = trained_steps(loaded.card) or 0
+        if step >= cfg.steps:
+            raise InputError(
+                f"the weights in '{init_path}' were trained for {step} steps: give --steps "
+                f"above {step} (steps count on from the weights)"
+            )
+        if is_main:
+            atomic_write_bytes(run / INIT_CARD, (json.dumps(loaded.card, indent=1) + "\n").encode())
     if resume and (run / "last.safetensors").exists():
+        weights_only = not _optim_path(run / "last.safetensors").is_file()
+        if is_main and weights_only and not (run / INIT_CARD).exists():
+            # a run continued from committed weights keeps their card, so that its exported
+            # card can add the earlier training (steps, hours) to its own
+            card0 = read_metadata(run / "last.safetensors")["card"]
+            atomic_write_bytes(run / INIT_CARD, (json.dumps(card0, indent=1) + "\n").encode())
         step, best = load_state(run / "last.safetensors", model, optimizer)
         if is_main:
             _trim_metrics(run / "metrics.jsonl", step)
@@ -883,6 +925,8 @@ def export_weights(
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
+    init = json.loads((run / INIT_CARD).read_text()) if (run / INIT_CARD).is_file() else None
+    init_hours = float(init.get("training_hours") or 0.0) if init else 0.0
     card = {
         "name": name,
         "architecture": model.config,
@@ -894,12 +938,18 @@ def export_weights(
         "steps": step,
         "planned_steps": cfg.steps,
         "anneal_weight_at_last_step": cfg.beta * cfg.alpha**step,
-        "training_hours": round(training_seconds(run, step) / 3600, 2),
+        "training_hours": round(training_seconds(run, step) / 3600 + init_hours, 2),
         "precision": cfg.precision,
         "weights": f"exponential moving average, decay {cfg.ema_decay}" if averaged else "last",
         "validation": {k: v for k, v in (last_val or {}).items() if k.startswith("val_")},
         "validation_step": last_val["step"] if last_val else None,
     }
+    if init is not None:  # training_hours above includes the earlier training
+        card["continued_from"] = {
+            "steps": trained_steps(init),
+            "training_hours": init.get("training_hours"),
+            "training_command": init.get("training_command"),
+        }
     if cfg.task in ("denoise", "deblur"):  # no annealed loss
         card.pop("anneal_weight_at_last_step")
     if testset is not None and cfg.task in ("denoise", "deblur") and not _burst_testset(testset):

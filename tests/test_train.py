@@ -196,6 +196,57 @@ def test_resume_from_exported_weights(tmp_path, photo_folder):
     assert rows[-1]["step"] == 6
 
 
+def test_init_starts_a_new_run_from_trained_weights(tmp_path, photo_folder):
+    """--init: a new run starts from exported weights with a new Adam state, counts steps on
+    from theirs, and its exported card adds the earlier training."""
+    from burstkpn.models import load_model
+    from burstkpn.train import export_weights
+
+    common = [*TINY, "--data", str(photo_folder), "--ckpt-every", "3"]
+    first = tmp_path / "first"
+    subprocess.run(_cli(*common, "--steps", "3", "--out", str(first)), check=True)
+    card0 = export_weights(first, "tiny", tmp_path / "w", progress=False)
+    weights = tmp_path / "w" / "tiny.safetensors"
+    start = load_model(weights).state_dict()
+
+    run = tmp_path / "run"
+    subprocess.run(
+        _cli(
+            *common, "--steps", "6", "--init", str(weights), "--out", str(run), "--stop-after", "1"
+        ),
+        check=True,
+    )
+    # one step of Adam moved the weights from the exported ones, not from a fresh init
+    after = _weights(run)
+    delta = max(float((after[k] - start[k]).abs().max()) for k in start)
+    assert 0 < delta < 0.05
+    subprocess.run(_cli("--resume", str(run), "--quiet"), check=True)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["step"] == 4 and rows[-1]["step"] == 6
+    assert json.loads((run / "init_card.json").read_text())["steps"] == 3
+    card = export_weights(run, "tiny2", tmp_path / "w", progress=False)
+    assert card["steps"] == 6 and card["continued_from"]["steps"] == 3
+    assert card["training_hours"] >= card0["training_hours"]
+
+    bad = [*TINY, "--data", str(photo_folder)]
+    for extra, message in (
+        (["--steps", "3"], "give --steps above 3"),
+        (["--steps", "6", "--model", "kpn"], "this run builds kpn"),
+    ):
+        res = subprocess.run(
+            _cli(*bad, *extra, "--init", str(weights), "--out", str(tmp_path / "x")),
+            capture_output=True,
+            text=True,
+        )
+        assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run(
+        _cli(*bad, "--init", "no_such_model", "--out", str(tmp_path / "y")),
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode != 0 and "no shipped weights 'no_such_model'" in res.stderr
+
+
 def test_ema_weights_resume_exactly_and_are_exported(tmp_path, photo_folder):
     """--ema-decay: the averaged weights live in last.optim.safetensors (keys ema.*), continue
     bit-exactly across a resume, and are what export-weights ships."""
