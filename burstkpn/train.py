@@ -572,6 +572,12 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
     return path
 
 
+def _keep_init_card(run: Path, card: dict) -> None:
+    """A run continued from trained weights (``--init``, or committed weights resumed) keeps
+    their card, so that its exported card adds the earlier training (steps, hours) to its own."""
+    atomic_write_bytes(run / INIT_CARD, (json.dumps(card, indent=1) + "\n").encode())
+
+
 def _dist_info() -> tuple[int, int]:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -636,14 +642,11 @@ def train(
                 f"above {step} (steps count on from the weights)"
             )
         if is_main:
-            atomic_write_bytes(run / INIT_CARD, (json.dumps(loaded.card, indent=1) + "\n").encode())
+            _keep_init_card(run, loaded.card)
     if resume and (run / "last.safetensors").exists():
         weights_only = not _optim_path(run / "last.safetensors").is_file()
         if is_main and weights_only and not (run / INIT_CARD).exists():
-            # a run continued from committed weights keeps their card, so that its exported
-            # card can add the earlier training (steps, hours) to its own
-            card0 = read_metadata(run / "last.safetensors")["card"]
-            atomic_write_bytes(run / INIT_CARD, (json.dumps(card0, indent=1) + "\n").encode())
+            _keep_init_card(run, read_metadata(run / "last.safetensors")["card"])
         step, best = load_state(run / "last.safetensors", model, optimizer)
         if is_main:
             _trim_metrics(run / "metrics.jsonl", step)
@@ -800,8 +803,9 @@ def plot_metrics(run: Path) -> Path | None:
     return run / "loss.png"
 
 
-def training_seconds(run: Path, until: int | None = None) -> float:
-    """Training wall time estimated from the logged throughput (validation excluded)."""
+def training_seconds(run: Path, until: int | None = None, since: int = 0) -> float:
+    """Training wall time of steps ``since`` .. ``until`` estimated from the logged throughput
+    (validation excluded)."""
     path = run / "metrics.jsonl"
     if not path.exists():
         return 0.0
@@ -810,9 +814,9 @@ def training_seconds(run: Path, until: int | None = None) -> float:
     rows = [r for r in rows if until is None or r["step"] <= until]
     total, prev = 0.0, 0
     for r in rows:
-        steps = r["step"] - prev
+        steps = r["step"] - max(prev, since)
         prev = r["step"]
-        if r.get("images_per_s"):
+        if r.get("images_per_s") and steps > 0:
             total += steps * cfg.batch_size / r["images_per_s"]
     return total
 
@@ -927,6 +931,7 @@ def export_weights(
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
     init = json.loads((run / INIT_CARD).read_text()) if (run / INIT_CARD).is_file() else None
     init_hours = float(init.get("training_hours") or 0.0) if init else 0.0
+    init_step = (trained_steps(init) or 0) if init else 0  # hours before it are init_hours
     card = {
         "name": name,
         "architecture": model.config,
@@ -938,7 +943,7 @@ def export_weights(
         "steps": step,
         "planned_steps": cfg.steps,
         "anneal_weight_at_last_step": cfg.beta * cfg.alpha**step,
-        "training_hours": round(training_seconds(run, step) / 3600 + init_hours, 2),
+        "training_hours": round(training_seconds(run, step, init_step) / 3600 + init_hours, 2),
         "precision": cfg.precision,
         "weights": f"exponential moving average, decay {cfg.ema_decay}" if averaged else "last",
         "validation": {k: v for k, v in (last_val or {}).items() if k.startswith("val_")},

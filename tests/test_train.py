@@ -247,6 +247,20 @@ def test_init_starts_a_new_run_from_trained_weights(tmp_path, photo_folder):
     assert res.returncode != 0 and "no shipped weights 'no_such_model'" in res.stderr
 
 
+def test_training_seconds_counts_only_the_steps_in_its_range(tmp_path):
+    """Wall time from the logged throughput: rows of 10 steps at 16 images/s, batch 16, are
+    10 s each; ``since`` leaves out the steps before it (those of an --init card's hours)."""
+    from burstkpn.train import training_seconds, write_config
+
+    write_config(tmp_path, TrainConfig(batch_size=16))
+    rows = [{"step": s, "images_per_s": 16.0} for s in (10, 20, 30, 40)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert training_seconds(tmp_path) == pytest.approx(40.0)
+    assert training_seconds(tmp_path, until=30) == pytest.approx(30.0)
+    assert training_seconds(tmp_path, since=20) == pytest.approx(20.0)
+    assert training_seconds(tmp_path, since=25) == pytest.approx(15.0)
+
+
 def test_ema_weights_resume_exactly_and_are_exported(tmp_path, photo_folder):
     """--ema-decay: the averaged weights live in last.optim.safetensors (keys ema.*), continue
     bit-exactly across a resume, and are what export-weights ships."""
