@@ -62,21 +62,37 @@ def sanity(summary: dict) -> list[str]:
 
 
 RECORDS = ("report.md", "results.json", "results.csv", "kernels.json", "motion.json")
+RUN_INFO = "run.json"  # date and machine of a kept report (a git checkout does not keep mtimes)
 
 
-def keep_records(folder: Path, assets: Path) -> None:
+def run_info(folder: Path, record: str) -> tuple[str, str]:
+    """(date, machine) of the bench run behind ``folder``: from its ``run.json`` when the folder
+    is a kept copy, else the date of ``record`` and this machine (a fresh report folder)."""
+    kept = folder / RUN_INFO
+    if kept.is_file():
+        info = json.loads(kept.read_text())
+        return info["date"], info["machine"]
+    stamp = dt.datetime.fromtimestamp((folder / record).stat().st_mtime)
+    return f"{stamp:%Y-%m-%d}", machine()
+
+
+def keep_records(folder: Path, assets: Path, record: str) -> None:
     """Copy the report's text records (tables, raw results) to ``assets/<folder name>/`` with
-    their dates, so the numbers stay in the repository (report folders are not committed) and
-    a later run of this script can be pointed at the copy instead of re-running the bench."""
+    the run's date and machine (``run.json``), so the numbers stay in the repository (report
+    folders are not committed) and a later run of this script can be pointed at the copy
+    instead of re-running the bench."""
     import shutil
 
     target = assets / folder.name
     if target.resolve() == folder.resolve():
         return
+    date, where = run_info(folder, record)
     for name in RECORDS:
         if (folder / name).is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / name, target / name)
+    info = json.dumps({"date": date, "machine": where}, indent=1) + "\n"
+    atomic_write_bytes(target / RUN_INFO, info.encode())
 
 
 def extra_section(folder: Path, assets: Path, title: str = "") -> list[str]:
@@ -89,8 +105,8 @@ def extra_section(folder: Path, assets: Path, title: str = "") -> list[str]:
     report = folder / "report.md"
     if not report.is_file():
         raise SystemExit(f"error: no report.md in '{folder}'")
-    keep_records(folder, assets)
-    stamp = dt.datetime.fromtimestamp(report.stat().st_mtime)
+    keep_records(folder, assets, "report.md")
+    date, where = run_info(folder, "report.md")
     target = assets / folder.name
 
     def relink(match: re.Match) -> str:
@@ -109,7 +125,7 @@ def extra_section(folder: Path, assets: Path, title: str = "") -> list[str]:
             line = f"# {title}"
         out.append("#" + line if line.startswith("#") else line)
         if i == 0:
-            out += ["", f"Run on {stamp:%Y-%m-%d}: {machine()}. Report folder: `{folder}`."]
+            out += ["", f"Run on {date}: {where}. Report folder: `{folder}`."]
     return out
 
 
@@ -133,11 +149,11 @@ def main() -> None:
         "DIR=TITLE replaces its heading",
     )
     args = ap.parse_args()
-    keep_records(args.report, args.assets)
+    keep_records(args.report, args.assets, "results.json")
     data = json.loads((args.report / "results.json").read_text())
     summary = data["summary"]
     notes = data.get("notes", {})
-    stamp = dt.datetime.fromtimestamp((args.report / "results.json").stat().st_mtime)
+    date, where = run_info(args.report, "results.json")
     lines = [
         "# Benchmarks",
         "",
@@ -153,7 +169,7 @@ def main() -> None:
         + (' --note "..."' if args.note else ""),
         "```",
         "",
-        f"Run on {stamp:%Y-%m-%d}: {machine()}. {data['bursts']} bursts. PSNR (dB) / SSIM on "
+        f"Run on {date}: {where}. {data['bursts']} bursts. PSNR (dB) / SSIM on "
         "sRGB-gamma-corrected images clipped to [0, 1], 8-pixel border ignored, computed per "
         "image and then averaged (`burstkpn.metrics`, tested against scikit-image); s / MP is "
         "wall time per megapixel of output on this machine.",

@@ -937,7 +937,8 @@ def export_weights(
         "architecture": model.config,
         # the run's resolved config.yaml holds every option (model, data, schedule, seed)
         "training_command": f"burstkpn train --config runs/{run.name}/config.yaml "
-        f"--out runs/{run.name}",
+        + (f"--init {init.get('name') or 'WEIGHTS'} " if init is not None else "")
+        + f"--out runs/{run.name}",
         "config": dataclasses.asdict(cfg),
         "data": cfg.data or "embedded scikit-image photos",
         "steps": step,

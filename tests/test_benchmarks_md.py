@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "write_benchmarks_md.py"
@@ -28,9 +29,14 @@ def test_extra_section_copies_records_and_images(tmp_path):
     assert f"![fig]({(assets / 'vid' / 'motion.png').as_posix()})" in lines
     for name in ("report.md", "results.json", "motion.png"):
         assert (assets / "vid" / name).read_bytes() == (rep / name).read_bytes()
-    # the kept copy can itself be the source of a later page
+    # the kept copy can itself be the source of a later page, with the run's date even when
+    # its files' times are those of a later checkout
+    os.utime(rep / "report.md", (1_700_000_000, 1_700_000_000))  # 2023-11-14
+    mod.keep_records(rep, assets, "report.md")
+    os.utime(assets / "vid" / "report.md", (1_900_000_000, 1_900_000_000))  # 2030
     again = mod.extra_section(assets / "vid", assets)
     assert again[0] == "## Video" and (assets / "vid" / "motion.png").is_file()
+    assert any(line.startswith("Run on 2023-11-14: ") for line in again)
 
 
 def test_extra_section_title(tmp_path):

@@ -226,6 +226,7 @@ def test_init_starts_a_new_run_from_trained_weights(tmp_path, photo_folder):
     assert json.loads((run / "init_card.json").read_text())["steps"] == 3
     card = export_weights(run, "tiny2", tmp_path / "w", progress=False)
     assert card["steps"] == 6 and card["continued_from"]["steps"] == 3
+    assert "--init tiny --out" in card["training_command"]
     assert card["training_hours"] >= card0["training_hours"]
 
     bad = [*TINY, "--data", str(photo_folder)]
