@@ -500,22 +500,35 @@ def load_ema(path: Path, ema: torch.nn.Module) -> bool:
     return True
 
 
-def load_state(path: Path, model, optimizer) -> tuple[int, float]:
+def start_from_weights(path: Path, model, keep_in: Path | None = None) -> int:
+    """Load trained weights without an Adam state (``--init``, or a run folder holding only
+    committed weights) into ``model`` and return their step, the card's, so that the schedule
+    and the anneal continue. ``keep_in``: a run folder that keeps their card as
+    ``init_card.json``, so that its exported card adds the earlier training (steps, hours) to
+    its own."""
+    loaded = load_model(path)
+    model.load_state_dict(loaded.state_dict())
+    if keep_in is not None:
+        text = json.dumps(loaded.card, indent=1) + "\n"
+        atomic_write_bytes(keep_in / INIT_CARD, text.encode())
+    return trained_steps(loaded.card) or 0
+
+
+def load_state(path: Path, model, optimizer, keep_in: Path | None = None) -> tuple[int, float]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    loaded = load_model(path)
-    model.load_state_dict(loaded.state_dict())
     opath = _optim_path(path)
     if not opath.is_file():
         # weights only (e.g. a run continued from committed weights): Adam starts afresh at the
-        # step recorded in the card, so the schedule and the anneal continue; not bit-exact
-        step = trained_steps(loaded.card) or 0
+        # step recorded in the card; not bit-exact
+        step = start_from_weights(path, model, keep_in)
         print(
             f"train: no {opath.name}; continuing from the weights at step {step} with a new "
             "Adam state"
         )
         return step, -math.inf
+    model.load_state_dict(load_model(path).state_dict())
     with safe_open(str(opath), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(opath))
@@ -572,12 +585,6 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
     return path
 
 
-def _keep_init_card(run: Path, card: dict) -> None:
-    """A run continued from trained weights (``--init``, or committed weights resumed) keeps
-    their card, so that its exported card adds the earlier training (steps, hours) to its own."""
-    atomic_write_bytes(run / INIT_CARD, (json.dumps(card, indent=1) + "\n").encode())
-
-
 def _dist_info() -> tuple[int, int]:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -632,22 +639,16 @@ def train(
     model = prepare_model(model, device, cfg.precision).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, -math.inf
+    keep_in = run if is_main else None
     if init_path is not None:
-        loaded = load_model(init_path)
-        model.load_state_dict(loaded.state_dict())
-        step = trained_steps(loaded.card) or 0
+        step = start_from_weights(init_path, model, keep_in)
         if step >= cfg.steps:
             raise InputError(
                 f"the weights in '{init_path}' were trained for {step} steps: give --steps "
                 f"above {step} (steps count on from the weights)"
             )
-        if is_main:
-            _keep_init_card(run, loaded.card)
     if resume and (run / "last.safetensors").exists():
-        weights_only = not _optim_path(run / "last.safetensors").is_file()
-        if is_main and weights_only and not (run / INIT_CARD).exists():
-            _keep_init_card(run, read_metadata(run / "last.safetensors")["card"])
-        step, best = load_state(run / "last.safetensors", model, optimizer)
+        step, best = load_state(run / "last.safetensors", model, optimizer, keep_in)
         if is_main:
             _trim_metrics(run / "metrics.jsonl", step)
     ema = None
