@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Train the six Table-2 configurations of ame_kpn (ame_kpn.md) under one equal budget
-# (training/configs/ablation.yaml), resuming any that already started, then copy their weights
-# to weights/ablation/ame_kpn_model{1..6}.safetensors for `burstkpn bench ablation`.
+# (training/configs/ablation.yaml), resuming any that already started, then export their weights
+# and cards to weights/ablation/ame_kpn_model{1..6}.{safetensors,json} for `burstkpn bench
+# ablation`. Arguments pick the models (default: all six), so two cores can share them:
+#   OMP_NUM_THREADS=1 taskset -c 0 bash training/ablation.sh 1 2 3 &
+#   OMP_NUM_THREADS=1 taskset -c 1 bash training/ablation.sh 4 5 6
+# A model whose weights exist and whose run folder is gone is skipped: delete its weights to
+# train it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A SW=(
@@ -13,7 +18,9 @@ declare -A SW=(
   [6]='{"channel_attention": true, "spatial_attention": true, "residual": true}'
 )
 mkdir -p weights/ablation
-for i in 1 2 3 4 5 6; do
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(1 2 3 4 5 6)
+for i in "${models[@]}"; do
   run=runs/ablation_model$i
   if [ -f "weights/ablation/ame_kpn_model$i.safetensors" ] && [ ! -d "$run" ]; then
     continue  # trained earlier (its run folder is gone): keep it
@@ -25,5 +32,5 @@ for i in 1 2 3 4 5 6; do
     burstkpn train --model ame_kpn --size cpu --model-kwargs "${SW[$i]}" \
       --config training/configs/ablation.yaml --out "$run" --quiet
   fi
-  cp "$run/last.safetensors" "weights/ablation/ame_kpn_model$i.safetensors"
+  burstkpn export-weights "$run" --name "ame_kpn_model$i" --out-dir weights/ablation --quiet
 done
