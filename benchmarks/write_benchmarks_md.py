@@ -76,23 +76,24 @@ def run_info(folder: Path, record: str) -> tuple[str, str]:
     return f"{stamp:%Y-%m-%d}", machine()
 
 
-def keep_records(folder: Path, assets: Path, record: str) -> None:
+def keep_records(folder: Path, assets: Path, record: str) -> tuple[str, str]:
     """Copy the report's text records (tables, raw results) to ``assets/<folder name>/`` with
     the run's date and machine (``run.json``), so the numbers stay in the repository (report
     folders are not committed) and a later run of this script can be pointed at the copy
-    instead of re-running the bench."""
+    instead of re-running the bench. Returns the run's (date, machine)."""
     import shutil
 
+    date, where = run_info(folder, record)
     target = assets / folder.name
     if target.resolve() == folder.resolve():
-        return
-    date, where = run_info(folder, record)
+        return date, where
     for name in RECORDS:
         if (folder / name).is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / name, target / name)
     info = json.dumps({"date": date, "machine": where}, indent=1) + "\n"
     atomic_write_bytes(target / RUN_INFO, info.encode())
+    return date, where
 
 
 def extra_section(folder: Path, assets: Path, title: str = "") -> list[str]:
@@ -105,8 +106,7 @@ def extra_section(folder: Path, assets: Path, title: str = "") -> list[str]:
     report = folder / "report.md"
     if not report.is_file():
         raise SystemExit(f"error: no report.md in '{folder}'")
-    keep_records(folder, assets, "report.md")
-    date, where = run_info(folder, "report.md")
+    date, where = keep_records(folder, assets, "report.md")
     target = assets / folder.name
 
     def relink(match: re.Match) -> str:
@@ -149,11 +149,10 @@ def main() -> None:
         "DIR=TITLE replaces its heading",
     )
     args = ap.parse_args()
-    keep_records(args.report, args.assets, "results.json")
+    date, where = keep_records(args.report, args.assets, "results.json")
     data = json.loads((args.report / "results.json").read_text())
     summary = data["summary"]
     notes = data.get("notes", {})
-    date, where = run_info(args.report, "results.json")
     lines = [
         "# Benchmarks",
         "",
