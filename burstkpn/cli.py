@@ -359,6 +359,11 @@ TRAIN_FLAGS = {  # CLI flag -> TrainConfig field
     "clips": "clips",
     "clip_fraction": "clip_fraction",
     "ema_decay": "ema_decay",
+    "threads": "threads",
+    "prefetch": "prefetch",
+    "compile": "compile",
+    "lr_schedule": "lr_schedule",
+    "warmup_steps": "warmup_steps",
 }
 
 
@@ -370,7 +375,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run = Path(args.resume)
         cfg = read_config(run)
-        for flag in ("steps", "workers"):  # a resumed run may be extended, nothing else
+        # a resumed run may be extended or run faster, nothing else
+        for flag in ("steps", "workers", "threads", "prefetch", "compile"):
             if getattr(args, flag) is not None:
                 setattr(cfg, flag, getattr(args, flag))
         resume = True
@@ -739,7 +745,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    p.add_argument("--threads", type=int, help="torch threads (default 0: every core)")
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        help="batches synthesised ahead in a background thread (default 0: off; slower on 2 cores)",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model for training (default off)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=("step", "cosine"),
+        help="step (the paper's per-epoch decay, default) or cosine (warm-up, then cosine to "
+        "lr_min at --steps)",
+    )
+    p.add_argument("--warmup-steps", type=int, help="cosine schedule: linear warm-up steps")
     p.add_argument(
         "--ema-decay",
         type=float,

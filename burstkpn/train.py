@@ -38,6 +38,8 @@ import dataclasses
 import json
 import math
 import os
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,7 @@ VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
 VIDEO_VAL_LEVELS = ("low", "high")  # deformable_kernels.md Tables 2-3
 TASKS = ("auto", "burst", "denoise", "deblur", "video")
 LOSSES = ("auto", "annealed", "group_annealed", *RESTORATION_LOSSES)
+LR_SCHEDULES = ("step", "cosine")
 DATA_LAYOUTS = ("auto", "photos", "sidd", "gopro", "polyu")  # photos: clean photos, synthetic
 
 
@@ -98,6 +101,16 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     workers: int = 0
+    # speed, not results: torch intra-op threads (0: every core this process may use), batches
+    # synthesised ahead in a background thread (0: in the loop), torch.compile of the model
+    threads: int = 0
+    prefetch: int = 0
+    compile: bool = False
+    # learning-rate schedule: "step" (ame_kpn.md section 3.2: lr * lr_decay per epoch, floored at
+    # lr_min) or "cosine" (linear warm-up over warmup_steps, then cosine from lr to lr_min at
+    # step ``steps``: a schedule fitted to the planned run length)
+    lr_schedule: str = "step"
+    warmup_steps: int = 0
     log_every: int = 10
     val_every: int = 500
     val_bursts: int = 16
@@ -138,6 +151,12 @@ class TrainConfig:
     def validate(self) -> None:
         if self.batch_size < 1 or self.steps < 0 or self.epoch_steps < 1:
             raise InputError("batch_size and epoch_steps must be positive, steps non-negative")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got '{self.lr_schedule}'"
+            )
+        if self.threads < 0 or self.prefetch < 0 or self.warmup_steps < 0:
+            raise InputError("threads, prefetch and warmup_steps must be non-negative")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
         if not 0.0 <= float(self.ema_decay) < 1.0:
@@ -266,8 +285,70 @@ def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """lr * decay^epoch, floored at lr_min (ame_kpn.md section 3.2)."""
+    """``step``: lr * decay^epoch, floored at lr_min (ame_kpn.md section 3.2). ``cosine``:
+    linear warm-up to lr over ``warmup_steps``, then half a cosine from lr down to lr_min at
+    step ``steps`` (lr_min after it)."""
+    if cfg.lr_schedule == "cosine":
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        t = min((step - cfg.warmup_steps) / span, 1.0)
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
     return max(cfg.lr * cfg.lr_decay ** (step // cfg.epoch_steps), cfg.lr_min)
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def prefetched(iterable, depth: int):
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead, so that burst
+    synthesis (numpy / torch ops that release the GIL) overlaps the model step. ``depth`` 0:
+    plain iteration. Exceptions of the producer are raised in the consumer; stopping early
+    (break, exception) ends the thread at its next item."""
+    if depth <= 0:
+        yield from iterable
+        return
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            items.put((done, exc))
+
+    thread = threading.Thread(target=produce, name="burstkpn-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = items.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 # --------------------------------------------------------------------------- data
@@ -622,6 +703,9 @@ def train(
         if cfg.batch_size % world:
             raise InputError(f"batch size {cfg.batch_size} is not divisible by {world} ranks")
     cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, device))
+    if device.type == "cpu":  # the whole machine for one run (shared among local DDP ranks)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(cfg.threads or max(cpu_count() // max(local, 1), 1))
     run = Path(out)
     is_main = rank == 0
     torch.manual_seed(cfg.seed)
@@ -661,6 +745,9 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model)
+    if cfg.compile:
+        # the same weights: checkpoints, EMA and validation keep using the eager ``model``
+        net = torch.compile(net)
 
     dataset = make_train_dataset(cfg)
     stop = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
@@ -686,7 +773,7 @@ def train(
     )
     t_last, n_since = time.perf_counter(), 0
     metrics_path = run / "metrics.jsonl"
-    for batch in loader:
+    for batch in prefetched(loader, cfg.prefetch if cfg.workers == 0 else 0):
         lr = learning_rate(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr

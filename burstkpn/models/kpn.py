@@ -88,6 +88,11 @@ class KernelPredictionNet(nn.Module):
         residual: predict residuals R and weights W and merge by eq. (4).
         blind: no noise-map input ("sigma-blind").
         direct: predict pixels with three extra conv layers instead of kernels.
+        unit_kernels: project every frame's kernel onto taps summing to one (add
+            ``(1 - sum K_i) / taps`` to each tap), so that the kernel path of eq. (4) keeps the
+            brightness of its frame whatever the head predicts. Our addition, not the papers':
+            without it the trained AME-KPN drifted to kernels summing to about 4 balanced by
+            weights W of about 0.3, which shifts dark content (issue 22).
     """
 
     # colour planes go through the network as separate batch items (ame_kpn.md: R, G and B
@@ -106,6 +111,7 @@ class KernelPredictionNet(nn.Module):
         residual: bool = False,
         blind: bool = False,
         direct: bool = False,
+        unit_kernels: bool = False,
     ) -> None:
         super().__init__()
         if num_frames < 1:
@@ -120,6 +126,7 @@ class KernelPredictionNet(nn.Module):
         self.residual = residual
         self.blind = blind
         self.direct = direct
+        self.unit_kernels = unit_kernels
         in_ch = num_frames + (0 if blind else 1)
         self.backbone = UNet(in_ch, widths, num_convs, channel_attention, spatial_attention)
         f = self.backbone.out_channels
@@ -208,6 +215,8 @@ class KernelPredictionNet(nn.Module):
         # contiguous: a channels_last head output would put the taps innermost, and the
         # tap-by-tap application would then stream the whole kernel tensor once per tap
         kernels = self._predict_kernels(feat).float().contiguous().reshape(bc, n, -1, hp, wp)
+        if self.unit_kernels:
+            kernels = kernels + (1.0 - kernels.sum(2, keepdim=True)) / kernels.shape[2]
         frames_p = x[:, :n].float().unsqueeze(2)  # (B*C, N, 1, Hp, Wp)
         filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
         if self.residual:
@@ -245,6 +254,7 @@ def kpn(
     kernel_size: int = 5,
     blind: bool = False,
     direct: bool = False,
+    unit_kernels: bool = False,
 ) -> KernelPredictionNet:
     """KPN (Mildenhall et al.): one K x K kernel per frame and pixel. ``num_frames=1`` gives
     the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one."""
@@ -255,6 +265,7 @@ def kpn(
         kernel_sizes=(kernel_size,),
         blind=blind,
         direct=direct,
+        unit_kernels=unit_kernels,
     )
     model.config = {"name": "kpn", "kwargs": args}
     return model
@@ -266,11 +277,16 @@ def mkpn(
     num_frames: int = 8,
     kernel_sizes: Sequence[int] = (1, 3, 5, 7, 9),
     blind: bool = False,
+    unit_kernels: bool = False,
 ) -> KernelPredictionNet:
     """MKPN (Marinč et al.): kernels of sizes 1, 3, 5, 7 and 9 per frame and pixel."""
     args = {**locals(), "kernel_sizes": [int(k) for k in kernel_sizes]}
     model = KernelPredictionNet(
-        **size_config(size), num_frames=num_frames, kernel_sizes=args["kernel_sizes"], blind=blind
+        **size_config(size),
+        num_frames=num_frames,
+        kernel_sizes=args["kernel_sizes"],
+        blind=blind,
+        unit_kernels=unit_kernels,
     )
     model.config = {"name": "mkpn", "kwargs": args}
     return model
@@ -285,6 +301,7 @@ def ame_kpn(
     spatial_attention: bool = True,
     residual: bool = True,
     blind: bool = False,
+    unit_kernels: bool = False,
 ) -> KernelPredictionNet:
     """AME-KPN (ame_kpn.md). The three switches give Models 1-6 of Table 2; all on is the
     full AME-KPN (Model 6), all off is KPN (Model 1)."""
@@ -297,6 +314,7 @@ def ame_kpn(
         spatial_attention=spatial_attention,
         residual=residual,
         blind=blind,
+        unit_kernels=unit_kernels,
     )
     model.config = {"name": "ame_kpn", "kwargs": args}
     return model
