@@ -4,6 +4,9 @@
 #
 #   sh training/candidates.sh SELECTION_TESTSET MINUTES [a_round5 b_patch128 ...]
 #
+# Two chains may run side by side, each pinned to its own core with one thread
+# (`taskset -c 0 sh training/candidates.sh ... a_round5 c_cosine`): the step budgets, not the
+# wall time, make the comparison equal.
 # Each candidate's step count is MINUTES of training at the images/s this CPU measured for its
 # patch size on a quiet machine (IMAGES_PER_S_64 / IMAGES_PER_S_128, from
 # benchmarks/train_speed.py), so that a candidate is not charged for other work the machine
@@ -28,7 +31,7 @@ for NAME in $NAMES; do
     STEPS=$(python -c "print(int($MINUTES * 60 * $IPS / $BATCH))")
     echo "== $NAME: $STEPS steps ($MINUTES min at $IPS images/s)"
     if [ -e "$RUN/last.optim.safetensors" ]; then
-        burstkpn train --resume "$RUN" --quiet
+        burstkpn train --resume "$RUN" --steps "$STEPS" --quiet
     else
         burstkpn train --config "$CFG" --steps "$STEPS" --out "$RUN" --quiet
     fi
