@@ -26,6 +26,10 @@ DEFAULT_BENCH_METHODS = (
     "mkpn",
     "ame_kpn",
 )
+# the defaults of bench video / motion (burstkpn.bench.video, which imports torch: the parser
+# is built without it; tests/test_cli_bad_inputs.py checks the two agree)
+DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
+DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
 
 
 # --------------------------------------------------------------------------- synth
@@ -441,6 +445,9 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- denoise / demo
 def _check_output(path: Path, inputs: list[str], force: bool) -> None:
+    """An output image: a known extension, not an input, not existing (without ``force``)
+    and writable, all checked before any work."""
+    from burstkpn.data.files import check_writable
     from burstkpn.data.images import IMAGE_EXTENSIONS
 
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -448,8 +455,29 @@ def _check_output(path: Path, inputs: list[str], force: bool) -> None:
     for ref in inputs:
         if Path(ref).exists() and Path(ref).resolve() == path.resolve():
             raise InputError(f"output '{path}' is one of the inputs; choose another name")
-    if path.exists() and not force:
+    if path.exists() and not path.is_dir() and not force:
         raise InputError(f"output '{path}' exists (use --force to overwrite it)")
+    check_writable(path)
+
+
+def _check_sequence_target(out: Path, force: bool) -> None:
+    """A video file or frame-folder output, before any work: without ``force`` a video file
+    must not exist and a folder must be empty; either must be writable. (With ``force`` a
+    folder keeps everything but the ``frame_NNNNNN.png`` files this run writes.)"""
+    from burstkpn.data.files import check_folder_writable, check_writable
+    from burstkpn.denoising import VIDEO_EXTENSIONS
+
+    if out.suffix.lower() in VIDEO_EXTENSIONS:
+        if out.exists() and not out.is_dir() and not force:
+            raise InputError(f"output '{out}' exists (use --force to overwrite it)")
+        check_writable(out)
+        return
+    check_folder_writable(out)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(
+            f"output folder '{out}' is not empty (--force writes its frame_NNNNNN.png files "
+            "there, leaving everything else)"
+        )
 
 
 def _load_model_arg(name: str, task: str | None = None):
@@ -471,7 +499,7 @@ def _restore_one(args: argparse.Namespace, task: str, inputs: list[str], model, 
         raise InputError(
             f"'{args.model}' is a single-image model: give one image, got {len(inputs)}"
         )
-    image, bits = load_image(inputs[0])
+    image, bits = load_image(inputs[0])  # its size is checked from the header first
     t0 = time.perf_counter()
     result = restore_image(
         image,
@@ -482,7 +510,7 @@ def _restore_one(args: argparse.Namespace, task: str, inputs: list[str], model, 
     )
     jpeg = out.suffix.lower() in (".jpg", ".jpeg")
     bits = args.bits or (16 if bits == 16 and not jpeg else 8)
-    write_image(out, result.permute(1, 2, 0).numpy(), bits=bits)
+    write_image(out, result.permute(1, 2, 0).numpy(), bits=bits, overwrite=args.force)
     verb = "deblurred" if task == "deblur" else "denoised"
     print(
         f"{verb} {inputs[0]} ({image.shape[-1]}x{image.shape[-2]}) with {args.model} in "
@@ -493,9 +521,11 @@ def _restore_one(args: argparse.Namespace, task: str, inputs: list[str], model, 
 
 def cmd_deblur(args: argparse.Namespace) -> int:
     from burstkpn.data.images import list_images
+    from burstkpn.denoising import check_tile
     from burstkpn.restoration import is_single_image, load_restoration_model
 
     out = Path(args.output)
+    check_tile(args.tile)
     inputs = list_images(args.image)
     if len(inputs) != 1:
         raise InputError(f"deblur takes one image, '{args.image}' names {len(inputs)}")
@@ -511,10 +541,17 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     from burstkpn.data.images import list_images, write_image
     from burstkpn.data.raw import is_raw
-    from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_burst, load_frames
+    from burstkpn.denoising import (
+        VIDEO_EXTENSIONS,
+        check_frame_sizes,
+        check_tile,
+        denoise_burst,
+        load_frames,
+    )
     from burstkpn.restoration import is_single_image
 
     out = Path(args.output)
+    check_tile(args.tile)
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
         return _denoise_video(args, out)
     inputs = list_images(args.inputs if len(args.inputs) > 1 else args.inputs[0])
@@ -523,6 +560,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     _check_output(out, inputs, args.force)
     if args.linear and any(is_raw(i) for i in inputs):
         raise InputError("raw files are developed to sRGB before denoising: drop --linear")
+    check_frame_sizes(inputs)  # from the headers, before decoding any frame
     model = _load_model_arg(args.model, "denoise")
     if is_single_image(model):
         return _restore_one(args, "denoise", inputs, model, out)
@@ -539,8 +577,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         tile=args.tile,
         progress=not args.quiet,
     )
-    bits = args.bits or (16 if bits == 16 and out.suffix.lower() != ".jpg" else 8)
-    write_image(out, result.image.permute(1, 2, 0).numpy(), bits=bits)
+    jpeg = out.suffix.lower() in (".jpg", ".jpeg")
+    bits = args.bits or (16 if bits == 16 and not jpeg else 8)
+    write_image(out, result.image.permute(1, 2, 0).numpy(), bits=bits, overwrite=args.force)
     moved = float(abs(result.shifts).max()) if result.shifts.size else 0.0
     aligned = f"aligned, max shift {moved:.1f} px" if moved else "no alignment"
     print(
@@ -556,13 +595,11 @@ def _denoise_frames(args: argparse.Namespace, inputs: list[str], out: Path) -> i
     (clip models: ``video_window``) into a folder of PNGs or a video file."""
     import time
 
-    from burstkpn.denoising import denoise_frames
+    from burstkpn.denoising import check_frame_sizes, check_sequence_output, denoise_frames
 
-    for ref in inputs:
-        if Path(ref).exists() and Path(ref).resolve().parent == out.resolve():
-            raise InputError(f"output folder '{out}' holds the input '{ref}'; choose another")
-    if out.exists() and not args.force:
-        raise InputError(f"output '{out}' exists (use --force to overwrite it)")
+    check_sequence_output(out, args.inputs, inputs)
+    _check_sequence_target(out, args.force)
+    check_frame_sizes(inputs)
     model = _load_model_arg(args.model, "denoise")
     t0 = time.perf_counter()
     info = denoise_frames(
@@ -574,6 +611,7 @@ def _denoise_frames(args: argparse.Namespace, inputs: list[str], out: Path) -> i
         align=args.align,
         tile=args.tile,
         progress=not args.quiet,
+        overwrite=args.force,
     )
     print(
         f"denoised {info['frames']} frames with {args.model} in "
@@ -591,10 +629,9 @@ def _denoise_video(args: argparse.Namespace, out: Path) -> int:
     video = Path(args.inputs[0])
     if out.resolve() == video.resolve():
         raise InputError(f"output '{out}' is the input; choose another name")
-    if out.exists() and not args.force:
-        raise InputError(f"output '{out}' exists (use --force to overwrite it)")
     if out.suffix and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"video output must be {', '.join(VIDEO_EXTENSIONS)} or a folder name")
+    _check_sequence_target(out, args.force)
     model = _load_model_arg(args.model, "denoise")
     t0 = time.perf_counter()
     info = denoise_video(
@@ -605,6 +642,7 @@ def _denoise_video(args: argparse.Namespace, out: Path) -> int:
         align=args.align,
         tile=args.tile,
         progress=not args.quiet,
+        overwrite=args.force,
     )
     print(
         f"denoised {info['frames']} frames at {info['fps']:.3g} fps with {args.model} in "
@@ -612,6 +650,27 @@ def _denoise_video(args: argparse.Namespace, out: Path) -> int:
         f"sigma_s={info['sigma_s']:.4g}) -> {out}"
     )
     return 0
+
+
+DEMO_NAME = "burstkpn_demo.png"  # demo's default output: burstkpn_demo_2.png, ... when taken
+
+
+def _write_new(name: str, image) -> Path:
+    """Write ``image`` under ``name`` or, when taken, the first free ``STEM_K.EXT`` (K = 2,
+    3, ...), each created exclusively: reruns never overwrite anything."""
+    from burstkpn.data.images import write_image
+    from burstkpn.errors import OutputExistsError
+
+    path = Path(name)
+    for k in range(1, 10_000):
+        candidate = path if k == 1 else path.with_name(f"{path.stem}_{k}{path.suffix}")
+        if candidate.exists():
+            continue
+        try:
+            return write_image(candidate, image, overwrite=False)
+        except OutputExistsError:  # taken meanwhile by another run
+            continue
+    raise InputError(f"no free name for '{name}': remove some of the earlier outputs")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -626,8 +685,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from burstkpn.metrics import psnr
     from burstkpn.viz import contact_sheet, label_tile
 
-    out = Path(args.out)
-    _check_output(out, [], args.force)
+    if args.out is not None:
+        _check_output(Path(args.out), [], args.force)
+    else:
+        _check_output(Path(DEMO_NAME), [], True)  # a free name is found when writing
     level = parse_noise(args.noise)
     ref = list_images(args.image)[0]
     image = match_channels(load_linear(ref), 3)
@@ -643,7 +704,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         label_tile(to_display(burst.noisy[0, 0]), f"noisy reference {before:.2f} dB"),
         label_tile(to_display(result.image), f"{args.model} {after:.2f} dB"),
     ]
-    write_image(out, contact_sheet(tiles, columns=3).astype(np.float64) / 255)
+    sheet = contact_sheet(tiles, columns=3).astype(np.float64) / 255
+    if args.out is not None:
+        out = write_image(args.out, sheet, overwrite=args.force)
+    else:
+        out = _write_new(DEMO_NAME, sheet)
     print(
         f"{ref}, {level.name}, 8 frames: noisy reference {before:.2f} dB -> {args.model} "
         f"{after:.2f} dB (noise estimated: sigma_r={result.sigma_r:.4f} vs "
@@ -865,8 +930,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="ame_kpn")
     p.add_argument("--patch", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="burstkpn_demo.png")
-    p.add_argument("--force", action="store_true")
+    p.add_argument(
+        "--out",
+        help="output image (default burstkpn_demo.png, or burstkpn_demo_2.png, ... when it "
+        "exists: reruns never overwrite)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("export-weights", help="copy a run's weights + a card into the package")
@@ -917,8 +986,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--noise", default="low", help=f"{sweep}noise level (default low)")
         p.add_argument("--patch", type=int, default=96, help=f"{sweep}window size (96)")
         p.add_argument("--seed", type=int, default=0, help=f"{sweep}seed (default 0)")
-
-    from burstkpn.bench.video import DEFAULT_MOTION_METHODS, DEFAULT_VIDEO_METHODS
 
     p = bench.add_parser("video", help="PSNR / SSIM at Low / High on a video test set (Table 3)")
     p.add_argument("--testset", required=True, help="folder written by make-testset --task video")
@@ -983,17 +1050,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that cleanup (temporary files) runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM becomes an exception, so that temporary files are removed on the way out (train,
+    # whose checkpoints and DDP launchers rely on the default, is left as it is)
+    catch_term = args.command != "train" and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if catch_term else None
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            _one_line_warnings(args.command)
+            return args.func(args)
     except InputError as exc:
         print(f"burstkpn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"burstkpn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"burstkpn {args.command}: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if catch_term:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _one_line_warnings(command: str) -> None:
+    """Show burstkpn's own warnings as ``burstkpn CMD: warning: ...`` lines (every time);
+    other warnings as Python shows them."""
+    import warnings
+
+    from burstkpn.errors import BurstkpnWarning
+
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, BurstkpnWarning):
+            print(f"burstkpn {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.simplefilter("always", BurstkpnWarning)
+    warnings.showwarning = showwarning
 
 
 if __name__ == "__main__":

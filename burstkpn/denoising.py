@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from burstkpn.data.estimate import estimate_noise_params
+from burstkpn.data.estimate import estimate_or_floor
 from burstkpn.data.images import (
+    image_size,
     image_to_tensor,
     linear_to_srgb,
     list_images,
@@ -62,6 +63,7 @@ def load_frames(
     refs = list_images(list(inputs) if isinstance(inputs, (list, tuple)) else inputs)
     if len(refs) < 2:
         raise InputError(f"a burst needs at least 2 frames, got {len(refs)} ({refs[0]})")
+    check_frame_sizes(refs)
     arrays = [read_image(r) for r in refs]
     first = arrays[0]
     for ref, arr in zip(refs, arrays, strict=True):
@@ -72,6 +74,30 @@ def load_frames(
             )
     bits = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
     return torch.stack([image_to_tensor(a) for a in arrays]), bits
+
+
+def check_frame_sizes(refs: Sequence[str]) -> None:
+    """Compare the frames' sizes from their headers, before any is decoded (and refuse any
+    over :data:`~burstkpn.data.images.MAX_PIXELS`); files whose header is not read (camera
+    raw) are compared after decoding."""
+    sizes = [(ref, image_size(ref)) for ref in refs]
+    known = [(ref, size) for ref, size in sizes if size is not None]
+    for ref, size in known[1:]:
+        (first, (h0, w0)), (h, w) = known[0], size
+        if (h, w) != (h0, w0):
+            raise InputError(f"frames differ in size: '{first}' is {w0}x{h0}, '{ref}' is {w}x{h}")
+
+
+def check_tile(tile: int) -> None:
+    """``tile``: a core size in px, or 0 for the whole image at once."""
+    if tile < 0:
+        raise InputError(f"--tile must be 0 (the whole image) or a size in px, got {tile}")
+
+
+def _flat(burst: torch.Tensor) -> bool:
+    """Whether every frame of ``burst`` is one constant value (all black, all white)."""
+    flat = burst.flatten(1)
+    return bool((flat.amax(1) == flat.amin(1)).all())
 
 
 def _fit_length(frames: torch.Tensor, n: int) -> torch.Tensor:
@@ -107,6 +133,7 @@ def denoise_burst(
         raise InputError(
             f"--reference {reference} is outside the burst of {frames.shape[0]} frames"
         )
+    check_tile(tile)
     from burstkpn.restoration import is_video_model
 
     clip_model = is_video_model(model)
@@ -122,14 +149,14 @@ def denoise_burst(
         frame = frames[k].float()
         burst[i] = frame if linear else srgb_to_linear(frame)
     if noise == "auto":
-        sigma_r, sigma_s = estimate_noise_params(burst)
+        sigma_r, sigma_s = estimate_or_floor(burst)
     else:
         level = parse_noise(noise) if isinstance(noise, str) else None
         sigma_r, sigma_s = (level.sigma_r, level.sigma_s) if level else noise
     shifts = np.zeros((burst.shape[0], 2))
     if align not in ("auto", "on", "off"):
         raise InputError(f"align must be auto, on or off, got '{align}'")
-    if align != "off":
+    if align != "off" and not _flat(burst):  # a flat burst has nothing to align
         est = estimate_shifts(burst)
         threshold = getattr(model, "max_offset", ALIGN_THRESHOLD) if clip_model else None
         if align == "on" or np.abs(est).max() > (
@@ -157,7 +184,7 @@ def denoise(
     """Python API: ``frames`` (a folder, a list of image files, or an array ``(N, H, W, C)`` in
     [0, 1]) -> the denoised reference as an ``(H, W, C)`` float array in [0, 1], encoded like
     the input. ``model``: a shipped name, a checkpoint path or a model."""
-    from burstkpn.models import load_model, load_pretrained
+    from burstkpn.models.factory import load_model_arg
 
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4:
@@ -168,7 +195,7 @@ def denoise(
     else:
         burst, _ = load_frames(frames)
     if isinstance(model, str):
-        model = load_model(model) if model.endswith(".safetensors") else load_pretrained(model)
+        model = load_model_arg(model)
     result = denoise_burst(burst, model, noise=noise, **kwargs)
     return result.image.permute(1, 2, 0).numpy()
 
@@ -228,31 +255,57 @@ def _window(t: int, have: dict, n: int) -> list[int]:
     return picks
 
 
+FRAME_NAME = "frame_{:06d}.png"  # the files a folder output gets, nothing else
+
+
 class _VideoWriter:
     """Lossless FFV1 (.mkv / .avi) or high-quality H.264 (.mp4 / .mov, CRF 12) at the input
-    frame rate, written to a temporary file and renamed at the end; or a folder of PNGs."""
+    frame rate, written to a hidden temporary file beside ``out`` and published at the end; or
+    a folder of PNGs ``frame_NNNNNN.png``, staged in a hidden folder inside ``out`` and then
+    published file by file. Publishing replaces only those names, and only with ``overwrite``
+    (otherwise each is created exclusively); nothing else in ``out`` is touched. :meth:`abort`
+    removes the temporary file or staging folder (and ``out`` if this writer created it and it
+    is still empty)."""
 
-    def __init__(self, out: str | os.PathLike, fps, width: int, height: int) -> None:
+    def __init__(
+        self, out: str | os.PathLike, fps, width: int, height: int, overwrite: bool = False
+    ) -> None:
         import tempfile
         from pathlib import Path
 
         self.out = Path(out)
+        self.overwrite = overwrite
         self.count = 0
+        self.container = None
+        self.made_out = False
         if self.out.suffix.lower() in VIDEO_EXTENSIONS:
             import av
 
-            fd, self.tmp = tempfile.mkstemp(suffix=self.out.suffix, dir=self.out.parent or ".")
+            fd, self.tmp = tempfile.mkstemp(
+                prefix=f".{self.out.stem}.", suffix=self.out.suffix, dir=self.out.parent
+            )
             os.close(fd)
-            self.container = av.open(self.tmp, mode="w")
-            lossless = self.out.suffix.lower() in (".mkv", ".avi")
-            self.stream = self.container.add_stream("ffv1" if lossless else "libx264", rate=fps)
-            self.stream.width, self.stream.height = width, height
-            self.stream.pix_fmt = "bgr0" if lossless else "yuv444p"
-            if not lossless:
-                self.stream.options = {"crf": "12"}
+            try:
+                self.container = av.open(self.tmp, mode="w")
+                self._add_stream(fps, width, height)
+            except BaseException:
+                self.abort()
+                raise
         else:
-            self.container = None
-            self.tmp = tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent or ".")
+            self.made_out = not self.out.exists()
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.tmp = tempfile.mkdtemp(prefix=".burstkpn-frames.", dir=self.out)
+
+    def _add_stream(self, fps, width: int, height: int) -> None:
+        from fractions import Fraction
+
+        lossless = self.out.suffix.lower() in (".mkv", ".avi")
+        rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        self.stream = self.container.add_stream("ffv1" if lossless else "libx264", rate=rate)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = "bgr0" if lossless else "yuv444p"
+        if not lossless:
+            self.stream.options = {"crf": "12"}
 
     def write(self, image: torch.Tensor) -> None:
         arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
@@ -261,7 +314,7 @@ class _VideoWriter:
         if self.container is None:
             from burstkpn.data.images import write_image
 
-            write_image(f"{self.tmp}/frame_{self.count:06d}.png", arr / 255.0)
+            write_image(os.path.join(self.tmp, FRAME_NAME.format(self.count)), arr / 255.0)
         else:
             import av
 
@@ -271,19 +324,67 @@ class _VideoWriter:
         self.count += 1
 
     def close(self) -> None:
+        """Finish and publish; whatever happens, nothing temporary is left."""
+        try:
+            if self.container is not None:
+                from burstkpn.data.files import publish
+
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+                self.container.close()
+                self.container = None
+                publish(self.tmp, self.out, overwrite=self.overwrite)
+                return
+            self._publish_frames()
+        finally:
+            self.abort()
+        _warn_stale_frames(self.out, self.count)
+
+    def _publish_frames(self) -> None:
+        from burstkpn.data.files import publish
+
+        done = []
+        try:
+            for i in range(self.count):
+                name = FRAME_NAME.format(i)
+                publish(os.path.join(self.tmp, name), self.out / name, overwrite=self.overwrite)
+                done.append(self.out / name)
+        except BaseException:
+            if not self.overwrite:  # created exclusively by this run: take them back
+                for path in done:
+                    path.unlink(missing_ok=True)
+            raise
+
+    def abort(self) -> None:
+        """Remove what this writer made and did not publish (never anything else)."""
+        import shutil
+
         if self.container is not None:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
             self.container.close()
-        if self.out.exists() and self.out.is_dir():
-            import shutil
+            self.container = None
+        if os.path.isdir(self.tmp):
+            shutil.rmtree(self.tmp)
+        elif os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+        if self.made_out and not any(self.out.iterdir()):
+            self.out.rmdir()
 
-            shutil.rmtree(self.out)
-        from burstkpn.data.files import default_file_mode
 
-        mode = default_file_mode()
-        os.chmod(self.tmp, mode | 0o111 if os.path.isdir(self.tmp) else mode)
-        os.replace(self.tmp, self.out)
+def _warn_stale_frames(out, count: int) -> None:
+    import re
+    import warnings
+
+    from burstkpn.errors import BurstkpnWarning
+
+    stale = [p.name for p in out.iterdir() if re.fullmatch(r"frame_\d{6}\.png", p.name)]
+    stale = sorted(n for n in stale if int(n[6:12]) >= count)
+    if stale:
+        warnings.warn(
+            f"{len(stale)} frame files of an earlier, longer run remain in '{out}' "
+            f"({stale[0]} to {stale[-1]}); they were left as they are",
+            BurstkpnWarning,
+            stacklevel=2,
+        )
 
 
 def denoise_video(
@@ -295,17 +396,33 @@ def denoise_video(
     align: str = "auto",
     tile: int = 512,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Denoise every frame of a video with a sliding window of the model's N frames around it
     (the frame itself, then its nearest neighbours in time; for clip models the ``2 tau + 1``
     frames centred on it, in temporal order); frames are decoded one by one and only the
-    window is kept in memory. The noise is estimated once, from the first window."""
+    window is kept in memory. The noise is estimated once, from the first window. ``out``: a
+    video file or a folder for ``frame_NNNNNN.png`` files; ``overwrite`` replaces those names
+    if they exist (nothing else), otherwise an existing one is an error."""
+    check_tile(tile)
+    if os.path.abspath(out) == os.path.abspath(path):
+        raise InputError(f"output '{out}' is the input; choose another name")
     container, stream = _open_video(path)
     fps = stream.average_rate or 25
     total_hint = stream.frames or None
     container.close()
     return _denoise_sequence(
-        iter_video(path), str(path), out, model, fps, total_hint, noise, align, tile, progress
+        iter_video(path),
+        str(path),
+        out,
+        model,
+        fps,
+        total_hint,
+        noise,
+        align,
+        tile,
+        progress,
+        overwrite=overwrite,
     )
 
 
@@ -319,13 +436,20 @@ def denoise_frames(
     align: str = "auto",
     tile: int = 512,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """:func:`denoise_video` for a video stored as image files (a folder of frames, sorted by
     name): every frame is denoised with the window around it and written to ``out`` (a folder
-    of 8-bit PNGs, or a video file at ``fps``). Frames are read one at a time."""
-    refs = list_images(list(inputs) if isinstance(inputs, (list, tuple)) else inputs)
+    of 8-bit PNGs, or a video file at ``fps``). Frames are read one at a time; their sizes are
+    compared from the headers first. An output folder that would mix with the inputs is
+    refused (:func:`check_sequence_output`)."""
+    check_tile(tile)
+    sources = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    refs = list_images(sources if len(sources) > 1 else sources[0])
     if len(refs) < 2:
         raise InputError(f"a video needs at least 2 frames, got {len(refs)} ({refs[0]})")
+    check_sequence_output(out, sources, refs)
+    check_frame_sizes(refs)
     first = read_image(refs[0]).shape
 
     def frames():
@@ -337,12 +461,46 @@ def denoise_frames(
 
     name = str(inputs) if not isinstance(inputs, (list, tuple)) else refs[0]
     return _denoise_sequence(
-        frames(), name, out, model, fps, len(refs), noise, align, tile, progress
+        frames(), name, out, model, fps, len(refs), noise, align, tile, progress, overwrite
     )
 
 
+def check_sequence_output(
+    out: str | os.PathLike, sources: Sequence[str | os.PathLike], refs: Sequence[str]
+) -> None:
+    """Refuse a video / frame-folder output that would touch the inputs: the output named as
+    an input, or (a folder output) a folder that holds input frames, or one inside a folder
+    given as input (its frames would join that input next time)."""
+    from pathlib import Path
+
+    target = Path(out).resolve()
+    folder = Path(out).suffix.lower() not in VIDEO_EXTENSIONS
+    for ref in refs:
+        p = Path(ref)
+        if not p.exists():
+            continue
+        if p.resolve() == target:
+            raise InputError(f"output '{out}' is one of the inputs; choose another name")
+        if folder and p.resolve().parent == target:
+            raise InputError(f"output folder '{out}' holds the input '{ref}'; choose another")
+    for src in sources:
+        p = Path(src)
+        if folder and p.is_dir() and target.is_relative_to(p.resolve()):
+            raise InputError(f"output folder '{out}' lies inside the input folder '{src}'")
+
+
 def _denoise_sequence(
-    frames, name: str, out, model, fps, total_hint, noise, align, tile, progress
+    frames,
+    name: str,
+    out,
+    model,
+    fps,
+    total_hint,
+    noise,
+    align,
+    tile,
+    progress,
+    overwrite: bool = False,
 ) -> dict:
     from tqdm.auto import tqdm
 
@@ -366,7 +524,7 @@ def _denoise_sequence(
 
             image = restore_image(have[t], model, tile=tile)
             if writer is None:
-                writer = _VideoWriter(out, fps, image.shape[-1], image.shape[-2])
+                writer = _VideoWriter(out, fps, image.shape[-1], image.shape[-2], overwrite)
             writer.write(image)
             bar.update(1)
             return
@@ -384,7 +542,7 @@ def _denoise_sequence(
             params = (res.sigma_r, res.sigma_s)
         used[:] = [res.sigma_r, res.sigma_s]
         if writer is None:
-            writer = _VideoWriter(out, fps, window.shape[-1], window.shape[-2])
+            writer = _VideoWriter(out, fps, window.shape[-1], window.shape[-2], overwrite)
         writer.write(res.image)
         bar.update(1)
 
@@ -406,11 +564,7 @@ def _denoise_sequence(
                 del have[k]
     except BaseException:
         if writer is not None:  # leave nothing half-written behind
-            import shutil
-
-            if writer.container is not None:
-                writer.container.close()
-            shutil.rmtree(writer.tmp) if os.path.isdir(writer.tmp) else os.unlink(writer.tmp)
+            writer.abort()
         raise
     finally:
         bar.close()

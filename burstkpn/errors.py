@@ -10,3 +10,12 @@ class InputError(ValueError):
 
 class MissingInputError(InputError, FileNotFoundError):
     """A file or folder the user named does not exist."""
+
+
+class OutputExistsError(InputError, FileExistsError):
+    """An output that may only be created (no ``--force``) exists, or appeared meanwhile."""
+
+
+class BurstkpnWarning(UserWarning):
+    """Something the user should know, where the work still goes on (the command line prints
+    it as one line)."""

@@ -58,11 +58,9 @@ def weights_name(name: str, task: str) -> str:
 def load_restoration_model(name: str, task: str | None = None) -> torch.nn.Module:
     """A checkpoint path (``.safetensors``) or a shipped name, resolved by :func:`weights_name`
     when a ``task`` is given; one-line :class:`InputError` when the weights do not exist."""
-    from burstkpn.models import load_model, load_pretrained
+    from burstkpn.models.factory import load_model_arg
 
-    if name.endswith(".safetensors"):
-        return load_model(name)
-    return load_pretrained(weights_name(name, task) if task else name)
+    return load_model_arg(weights_name(name, task) if task else name)
 
 
 def load_image(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
@@ -96,13 +94,15 @@ def restore_image(
         raise InputError(f"expected an image (C, H, W), C = 1 or 3, got {tuple(image.shape)}")
     if not torch.isfinite(image).all():
         raise InputError("the image contains NaN or Inf values")
+    if tile < 0:
+        raise InputError(f"--tile must be 0 (the whole image) or a size in px, got {tile}")
     x = (image.float() if linear else srgb_to_linear(image.float()))[None, None]
     nmap = None
     if not getattr(model, "blind", True):  # non-blind models get the estimated noise
-        from burstkpn.data.estimate import estimate_noise_params
+        from burstkpn.data.estimate import estimate_or_floor
         from burstkpn.data.noise import estimate_noise_map
 
-        sigma_r, sigma_s = estimate_noise_params(x[0, 0])
+        sigma_r, sigma_s = estimate_or_floor(x[0, 0])
         nmap = estimate_noise_map(x[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
     margin = getattr(model, "tile_margin", DEFAULT_MARGIN) if margin is None else margin

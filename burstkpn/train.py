@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -66,6 +67,7 @@ from burstkpn.models.factory import trained_steps
 from burstkpn.restoration import is_video_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
+RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors")  # a run folder holds a run
 INIT_CARD = "init_card.json"  # card of the weights a run was continued from (weights only)
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
 VIDEO_VAL_LEVELS = ("low", "high")  # deformable_kernels.md Tables 2-3
@@ -647,6 +649,16 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 # --------------------------------------------------------------------------- loop
+def _with_defaults(name: str, kwargs: dict) -> dict:
+    """Constructor kwargs with the constructor's defaults filled in (JSON-normalised), so that
+    weights saved before an option existed match a model built with that option's default."""
+    from burstkpn.models.factory import MODELS
+
+    params = inspect.signature(MODELS[name]).parameters.values() if name in MODELS else []
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return json.loads(json.dumps({**defaults, **kwargs}))
+
+
 def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
     """The checkpoint behind ``--init`` (a shipped name or a path), checked against ``model``."""
     from burstkpn.models.factory import weights_dir
@@ -658,7 +670,9 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
             raise InputError(f"--init: no shipped weights '{init}' and no such file")
     meta = read_metadata(path)  # a clear error for a missing or foreign file
     built = model.config
-    if meta["name"] != built["name"] or meta["kwargs"] != json.loads(json.dumps(built["kwargs"])):
+    if meta["name"] != built["name"] or _with_defaults(meta["name"], meta["kwargs"]) != (
+        _with_defaults(built["name"], built["kwargs"])
+    ):
         raise InputError(
             f"--init: '{path}' holds {meta['name']} {meta['kwargs']}, but this run builds "
             f"{built['name']} {built['kwargs']} (set --model / --size / --model-kwargs to match)"
@@ -711,21 +725,18 @@ def train(
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, cfg.size, **cfg.model_kwargs)
     cfg = resolve_task(cfg, model)
-    if is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            if (run / "last.safetensors").exists():
-                raise InputError(f"run folder '{run}' already holds a run (use --resume)")
-        # a resumed run rewrites its config too: an extended run (--steps) says so there
-        write_config(run, cfg)
+    if is_main and not resume and any((run / name).exists() for name in RUN_FILES):
+        raise InputError(f"run folder '{run}' already holds a run (use --resume to continue it)")
 
+    # everything that can fail on the user's input (--init weights, --data) is checked before
+    # the run folder is written, so that a failed start leaves nothing behind
     init_path = None if (init is None or resume) else _init_path(init, model)
     model = prepare_model(model, device, cfg.precision).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, best = 0, -math.inf
     keep_in = run if is_main else None
     if init_path is not None:
-        step = start_from_weights(init_path, model, keep_in)
+        step = start_from_weights(init_path, model)
         if step >= cfg.steps:
             raise InputError(
                 f"the weights in '{init_path}' were trained for {step} steps: give --steps "
@@ -758,6 +769,13 @@ def train(
         persistent_workers=False,
     )
     val_set = make_val_set(cfg) if is_main and cfg.val_every > 0 else []
+    if is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        # a resumed run rewrites its config too: an extended run (--steps) says so there
+        write_config(run, cfg)
+        if init_path is not None:  # its exported card adds the earlier training to its own
+            text = json.dumps(read_metadata(init_path)["card"], indent=1) + "\n"
+            atomic_write_bytes(run / INIT_CARD, text.encode())
     card = {
         "run": run.name,
         "config": dataclasses.asdict(cfg),

@@ -246,6 +246,37 @@ def test_init_starts_a_new_run_from_trained_weights(tmp_path, photo_folder):
         text=True,
     )
     assert res.returncode != 0 and "no shipped weights 'no_such_model'" in res.stderr
+    # a failed start leaves no run folder behind (issue 21, item 9)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_failed_start_leaves_nothing_and_a_run_folder_is_not_reused(tmp_path, photo_folder):
+    run = tmp_path / "run"
+    res = subprocess.run(
+        _cli(*TINY, "--data", str(tmp_path / "no_photos"), "--steps", "2", "--out", str(run)),
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert not run.exists()
+    ok = _cli(*TINY, "--data", str(photo_folder), "--steps", "1", "--out", str(run))
+    subprocess.run(ok, check=True)
+    res = subprocess.run(ok, capture_output=True, text=True)
+    assert res.returncode == 2 and "already holds a run" in res.stderr
+
+
+def test_init_accepts_weights_saved_before_an_option_existed(tmp_path):
+    """Weights whose metadata lacks a newer constructor option (here ``unit_kernels``) fit a
+    model built with that option's default."""
+    from burstkpn.models import create_model, save_model
+    from burstkpn.train import _init_path
+
+    model = create_model("ame_kpn", "tiny", num_frames=2)
+    del model.config["kwargs"]["unit_kernels"]  # as the shipped files written before it
+    path = save_model(model, tmp_path / "old.safetensors", steps=1)
+    assert _init_path(path, create_model("ame_kpn", "tiny", num_frames=2)) == path
+    with pytest.raises(InputError, match="this run builds"):
+        _init_path(path, create_model("ame_kpn", "tiny", num_frames=2, unit_kernels=True))
 
 
 def test_training_seconds_counts_only_the_steps_in_its_range(tmp_path):
@@ -292,3 +323,92 @@ def test_ema_weights_resume_exactly_and_are_exported(tmp_path, photo_folder):
     assert torch.allclose(e.weight, expected, atol=1e-15)
     with pytest.raises(InputError, match="ema_decay must be"):
         TrainConfig(ema_decay=1.0).validate()
+
+
+def test_cosine_schedule_warms_up_then_reaches_lr_min_at_the_last_step():
+    cfg = TrainConfig(lr=1e-3, lr_min=1e-6, steps=1000, lr_schedule="cosine", warmup_steps=100)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-5)
+    assert learning_rate(cfg, 99) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 550) == pytest.approx(0.5 * (1e-3 + 1e-6))  # half-way down
+    assert learning_rate(cfg, 1000) == pytest.approx(1e-6)
+    assert learning_rate(cfg, 5000) == pytest.approx(1e-6)  # an extended run stays at lr_min
+    rates = [learning_rate(cfg, s) for s in range(100, 1001)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    with pytest.raises(InputError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear").validate()
+
+
+def test_prefetched_yields_the_same_items_and_raises_the_producers_error():
+    from burstkpn.train import prefetched
+
+    assert list(prefetched(range(50), 3)) == list(range(50))
+    assert list(prefetched(range(5), 0)) == list(range(5))
+
+    def broken():
+        yield 1
+        raise ValueError("bad burst")
+
+    it = prefetched(broken(), 2)
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="bad burst"):
+        next(it)
+    # stopping early ends the producer thread
+    gen = prefetched(iter(range(10**6)), 2)
+    assert next(gen) == 0
+    gen.close()
+
+
+def test_prefetch_and_threads_do_not_change_the_run(tmp_path, photo_folder):
+    """Speed options change speed only: a run with a prefetching thread and one torch thread
+    ends with the same weights as the default run."""
+    base = dict(
+        model="kpn",
+        size="tiny",
+        data=str(photo_folder),
+        steps=3,
+        batch_size=2,
+        patch_size=24,
+        val_every=0,
+        precision="fp32",
+        seed=1,
+    )
+    threads = torch.get_num_threads()
+    try:
+        train(TrainConfig(**base), tmp_path / "a", progress=False)
+        train(TrainConfig(**base, prefetch=2, threads=1), tmp_path / "b", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_init_weights_that_do_not_fit_leave_no_run_folder(tmp_path, photo_folder, capsys):
+    """--init weights whose tensors do not fit the model their metadata names, or that were
+    trained for --steps already: a one-line error, and no run folder left behind (issue 21,
+    items 3 and 9)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from burstkpn.models import create_model, save_model
+
+    torch.manual_seed(0)
+    good = save_model(create_model("ame_kpn", "tiny"), tmp_path / "good.safetensors", steps=3)
+    with safe_open(str(good), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(good))
+    key = sorted(state)[0]
+    state[key] = torch.zeros([d + 1 for d in state[key].shape])
+    bad = tmp_path / "bad.safetensors"
+    save_file(state, str(bad), metadata=meta)
+
+    common = [*TINY, "--data", str(photo_folder)]
+    for weights, steps, message in (
+        (bad, "6", "does not fit"),
+        (good, "3", "give --steps above 3"),
+    ):
+        run = tmp_path / f"run_{weights.stem}"
+        code = main(["train", *common, "--steps", steps, "--init", str(weights), "--out", str(run)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+        assert not run.exists()

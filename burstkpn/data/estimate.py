@@ -16,18 +16,38 @@ version of Foi et al.'s clipped Poisson-Gaussian fitting):
    (intensity, variance) points.
 
 All frames of a burst contribute blocks. Accuracy on synthetic bursts is tested per gain.
+
+Where nothing can be measured, :func:`estimate_noise_params` raises one-line errors the command
+line shows as they are: :class:`TooSmallToEstimate` for images too small to hold enough 8x8
+blocks (the user passes ``--noise``), :class:`NothingToEstimate` when too little of the image is
+neither black nor saturated (flat white, flat black or clipped bursts).
+:func:`estimate_or_floor` turns the second case into :data:`FLOOR_LEVEL` with a warning: a burst
+with (almost) no unclipped pixel holds almost no noise to remove.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from burstkpn.errors import BurstkpnWarning, InputError
+
 BLOCK = 8
 _RESIDUAL_GAIN = 1.0  # variance of the Haar HH residual on white noise
+MIN_BLOCKS = 64  # bins (16) x 4: fewer usable 8x8 blocks cannot fit the noise line
+FLOOR_LEVEL = "gain1"  # the lowest named level, used where no noise can be measured
+
+
+class TooSmallToEstimate(InputError):
+    """The image has too few 8x8 blocks to estimate its noise."""
+
+
+class NothingToEstimate(InputError):
+    """Too little of the image is neither black nor saturated to estimate its noise."""
 
 
 def _chi2_quantile_factor(q: float, dof: int) -> float:
@@ -45,7 +65,7 @@ def block_statistics(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     float64 temporaries exist for one plane only (a whole 12 MP burst at once took 9 GB)."""
     h, w = x.shape[-2:]
     if h < 2 or w < 2 or (h - 1) // BLOCK == 0 or (w - 1) // BLOCK == 0:
-        raise ValueError("image too small to estimate noise")
+        raise _too_small(h, w)
     stats = [_plane_block_statistics(p) for p in x.reshape(-1, h, w)]
     return (
         np.concatenate([m for m, _ in stats]),
@@ -83,10 +103,15 @@ def estimate_noise_params(
 ) -> tuple[float, float]:
     """``(sigma_r, sigma_s)`` from a noisy linear image ``(C, H, W)`` or burst ``(N, C, H, W)``."""
     mean, var = block_statistics(x)
+    if mean.size < bins * 4:
+        raise _too_small(*x.shape[-2:])
     keep = (mean > 0.002) & (mean < 0.98)  # avoid the clipped ends
     mean, var = mean[keep], var[keep]
     if mean.size < bins * 4:
-        raise ValueError("not enough flat image area to estimate noise")
+        raise NothingToEstimate(
+            "too little of the image is neither black nor saturated to estimate its noise: "
+            "pass --noise (e.g. --noise gain1)"
+        )
     order = np.argsort(mean)
     factor = _chi2_quantile_factor(quantile, BLOCK * BLOCK - 1)
     xs, ys = [], []
@@ -102,3 +127,27 @@ def estimate_noise_params(
     elif b < 0:
         a, b = max(float(ys_a.mean()), 0.0), 0.0
     return math.sqrt(max(a, 0.0)), max(float(b), 0.0)
+
+
+def _too_small(h: int, w: int) -> TooSmallToEstimate:
+    return TooSmallToEstimate(
+        f"{w}x{h} px is too small to estimate the noise: pass --noise (e.g. --noise gain1)"
+    )
+
+
+def estimate_or_floor(x: torch.Tensor) -> tuple[float, float]:
+    """:func:`estimate_noise_params`, or the :data:`FLOOR_LEVEL` noise with a warning when the
+    image is (almost) all black or saturated; too small an image still raises."""
+    from burstkpn.data.noise import NOISE_LEVELS
+
+    try:
+        return estimate_noise_params(x)
+    except NothingToEstimate:
+        level = NOISE_LEVELS[FLOOR_LEVEL]
+        warnings.warn(
+            "the noise cannot be measured (the image is almost all black or saturated): using "
+            f"--noise {FLOOR_LEVEL}",
+            BurstkpnWarning,
+            stacklevel=2,
+        )
+        return level.sigma_r, level.sigma_s

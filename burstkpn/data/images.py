@@ -19,6 +19,9 @@ import torch
 from burstkpn.data.raw import RAW_EXTENSIONS, read_raw
 from burstkpn.errors import InputError, MissingInputError
 
+# Largest image decoded, in pixels, at every bit depth and format: Pillow's decompression-bomb
+# error threshold (2 x its MAX_IMAGE_PIXELS), checked from the file's header before decoding.
+MAX_PIXELS = 2 * 89_478_485
 # what we write; we read these and camera raw files (burstkpn.data.raw, optional rawpy)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 READ_EXTENSIONS = IMAGE_EXTENSIONS + RAW_EXTENSIONS
@@ -73,7 +76,8 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
 
     ``source`` may be ``None`` / ``"embedded"`` (all embedded photos), an embedded name
     (``"astronaut"`` or ``"skimage:astronaut"``), an image file, a folder (searched recursively
-    for .png/.jpg/.jpeg/.tif/.tiff and camera raw files), a glob pattern, or a list of any of these.
+    for .png/.jpg/.jpeg/.tif/.tiff and camera raw files, skipping hidden files and folders), a
+    glob pattern (``*`` does not match hidden names), or a list of any of these.
     """
     if source is None or (isinstance(source, str) and source in ("embedded", "skimage")):
         return [EMBEDDED_PREFIX + n for n in EMBEDDED_IMAGES]
@@ -88,7 +92,9 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
     path = Path(text)
     if path.is_dir():
         files = sorted(
-            str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READ_EXTENSIONS
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in READ_EXTENSIONS and not _hidden(p, path)
         )
         if not files:
             raise InputError(
@@ -108,6 +114,13 @@ def list_images(source: str | os.PathLike | Sequence[str | os.PathLike] | None) 
             raise InputError(f"no images match the pattern '{text}'")
         return files
     raise MissingInputError(f"no such file, folder or embedded image: '{text}'")
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """Whether ``path`` (under ``root``) is a hidden file or lies in a hidden folder: the
+    temporary files of an interrupted write (``.out.XXXX.png``) and tool folders are no
+    images of the user's."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 def _check_extension(path: Path) -> None:
@@ -145,16 +158,80 @@ def read_image(ref: str | os.PathLike) -> np.ndarray:
         if path.is_dir():
             raise InputError(f"'{text}' is a folder, expected an image file")
         _check_extension(path)
+        image_size(path)  # refuses an image over MAX_PIXELS before decoding it
         arr = _decode(path)
+        _check_pixels(arr.shape[0], arr.shape[1], text)
     return _normalise_layout(arr, text)
 
 
-def _png_bit_depth(path: Path) -> int:
+def image_size(ref: str | os.PathLike) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file read from its header alone (nothing is decoded),
+    or ``None`` where the header is not read (embedded photos, camera raw files). One-line
+    :class:`InputError` for a missing or unreadable file and for an image over
+    :data:`MAX_PIXELS` (any bit depth)."""
+    text = os.fspath(ref)
+    path = Path(text)
+    if not path.exists():
+        if _is_embedded(text) is not None:
+            return None
+        raise MissingInputError(f"no such image file: '{text}'")
+    if path.is_dir():
+        raise InputError(f"'{text}' is a folder, expected an image file")
+    _check_extension(path)
+    ext = path.suffix.lower()
+    if ext in RAW_EXTENSIONS:
+        return None
+    if ext == ".png":
+        width, height, _ = _png_header(path)
+        size, pages = (height, width), 1
+    else:
+        try:
+            size, pages = _tiff_size(path) if ext in (".tif", ".tiff") else (_pil_size(path), 1)
+        except Exception as exc:  # any header-parsing failure means the file is unreadable
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"cannot read image '{path}': {reason}") from None
+    _check_pixels(size[0], size[1] * pages, text)
+    return size
+
+
+def _check_pixels(height: int, width: int, name: str) -> None:
+    if height * width > MAX_PIXELS:
+        raise InputError(
+            f"image '{name}' is {width}x{height} ({height * width / 1e6:.0f} MP), over the "
+            f"limit of {MAX_PIXELS / 1e6:.0f} MP"
+        )
+
+
+def _png_header(path: Path) -> tuple[int, int, int]:
+    """``(width, height, bit depth)`` from a PNG's IHDR chunk."""
     with open(path, "rb") as f:
         head = f.read(25)
-    if len(head) < 25 or head[:8] != b"\x89PNG\r\n\x1a\n":
+    if len(head) < 25 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         raise InputError(f"cannot read image '{path}': not a PNG file")
-    return head[24]
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if width == 0 or height == 0:
+        raise InputError(f"image '{path}' is empty")
+    return width, height, head[24]
+
+
+def _png_bit_depth(path: Path) -> int:
+    return _png_header(path)[2]
+
+
+def _pil_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:  # lazy: reads the header only
+        return im.size[1], im.size[0]
+
+
+def _tiff_size(path: Path) -> tuple[tuple[int, int], int]:
+    """``(height, width)`` of the first page and the number of pages."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        return (int(page.imagelength), int(page.imagewidth)), len(tif.pages)
 
 
 def _read_png16(path: Path) -> np.ndarray:
@@ -237,9 +314,13 @@ def to_display(x: torch.Tensor, *, linear: bool = True) -> np.ndarray:
     return x.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> Path:
-    """Write an sRGB-encoded ``(H, W, C)`` float image in [0, 1] atomically (temporary file in
-    the same folder, then rename), as 8- or 16-bit PNG/TIFF or 8-bit JPEG."""
+def write_image(
+    path: str | os.PathLike, img: np.ndarray, *, bits: int = 8, overwrite: bool = True
+) -> Path:
+    """Write an sRGB-encoded ``(H, W, C)`` float image in [0, 1] atomically (hidden temporary
+    file in the same folder, then :func:`~burstkpn.data.files.publish`), as 8- or 16-bit
+    PNG/TIFF or 8-bit JPEG. ``overwrite=False`` creates ``path`` exclusively: a one-line
+    :class:`InputError` if it exists, even when another process wrote it meanwhile."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
@@ -255,30 +336,40 @@ def write_image(path: str | os.PathLike, img: np.ndarray, *, bits: int = 8) -> P
         raise InputError(f"refusing to write '{path}': the image contains NaN or Inf")
     maxval = 255 if bits == 8 else 65535
     q = np.round(np.clip(arr, 0.0, 1.0) * maxval).astype(np.uint8 if bits == 8 else np.uint16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext, dir=path.parent)
-    os.close(fd)
     try:
-        if ext in (".tif", ".tiff"):
-            import tifffile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext, dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    try:
+        _encode(tmp, q, ext, bits)
+        from burstkpn.data.files import publish
 
-            tifffile.imwrite(tmp, q)
-        elif bits == 16:  # Pillow cannot write 16-bit colour PNGs
-            import png
-
-            planes = 1 if q.ndim == 2 else q.shape[2]
-            writer = png.Writer(q.shape[1], q.shape[0], greyscale=planes == 1, bitdepth=16)
-            with open(tmp, "wb") as f:
-                writer.write(f, q.reshape(q.shape[0], -1))
-        else:
-            import imageio.v3 as iio
-
-            iio.imwrite(tmp, q, extension=ext)
-        from burstkpn.data.files import default_file_mode
-
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=overwrite)
+    except OSError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot write '{path}': {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _encode(tmp: str, q: np.ndarray, ext: str, bits: int) -> None:
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        tifffile.imwrite(tmp, q)
+    elif bits == 16:  # Pillow cannot write 16-bit colour PNGs
+        import png
+
+        planes = 1 if q.ndim == 2 else q.shape[2]
+        writer = png.Writer(q.shape[1], q.shape[0], greyscale=planes == 1, bitdepth=16)
+        with open(tmp, "wb") as f:
+            writer.write(f, q.reshape(q.shape[0], -1))
+    else:
+        import imageio.v3 as iio
+
+        iio.imwrite(tmp, q, extension=ext)

@@ -116,15 +116,34 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     kwargs = dict(meta["kwargs"])
     size = kwargs.pop("size", "cpu")
     model = create_model(meta["name"], size, **kwargs)
-    state = load_file(str(path), device=str(device))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise InputError(
-            f"checkpoint '{path}' does not fit model '{meta['name']}' "
-            f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)"
-        )
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors' own error types for truncated / corrupt data
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read the tensors of checkpoint '{path}': {reason}") from None
+    check_state_fits(model, state, f"checkpoint '{path}'", meta["name"])
+    model.load_state_dict(state)
     model.card = meta["card"]
     return model.to(device).eval()
+
+
+def check_state_fits(model: nn.Module, state: dict, what: str, name: str) -> None:
+    """A one-line error when ``state`` lacks tensors of ``model``, has others, or has one of
+    another shape (which ``load_state_dict`` reports as a multi-line ``RuntimeError``)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise InputError(
+            f"{what} does not fit the model it names ({name}): missing {len(missing)}, "
+            f"unexpected {len(unexpected)} tensors"
+        )
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise InputError(
+                f"{what} does not fit the model it names ({name}): tensor '{key}' is "
+                f"{tuple(value.shape)}, the model's is {tuple(own[key].shape)}"
+            )
 
 
 def weights_dir() -> Path:
@@ -139,4 +158,26 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
         raise InputError(
             f"no shipped weights for '{name}' (shipped: {', '.join(shipped) or 'none yet'})"
         )
+    return load_model(path, device)
+
+
+def is_checkpoint_path(name: str) -> bool:
+    """Whether a ``--model`` value names a file (a suffix, a folder part or an existing
+    file) rather than shipped weights (plain names such as ``ame_kpn``)."""
+    p = Path(name)
+    return bool(p.suffix) or len(p.parts) > 1 or p.exists()
+
+
+def load_model_arg(name: str, device: str | torch.device = "cpu") -> nn.Module:
+    """A ``--model`` value: a ``.safetensors`` checkpoint file or shipped weights by name;
+    one-line errors for a missing file and for files of other formats."""
+    if not is_checkpoint_path(name):
+        return load_pretrained(name, device)
+    path = Path(name)
+    if path.suffix.lower() != ".safetensors":
+        if not path.exists():
+            raise MissingInputError(
+                f"no such checkpoint file: '{name}' (only .safetensors checkpoints are loaded)"
+            )
+        raise InputError(f"'{name}' is not a .safetensors file: only those are loaded")
     return load_model(path, device)

@@ -73,40 +73,51 @@ def tiled_forward(
     progress: bool = False,
 ) -> torch.Tensor:
     """The denoised image ``(B, C, H, W)`` of ``model`` on ``burst`` ``(B, N, C, H, W)``,
-    computed tile by tile. ``tile`` (core size) is rounded up to the U-Net multiple; ``margin``
-    defaults to the receptive radius rounded up to that multiple. Models without a ``backbone``
-    (single-image models such as dcn_lka) give their own ``multiple`` and need ``margin``: their
-    reach has no exact bound, so their tiling is approximate (see :mod:`burstkpn.restoration`)."""
+    computed tile by tile. ``tile`` (core size) is rounded up to the U-Net multiple; ``tile=0``
+    is the whole image in one tile; ``margin`` defaults to the receptive radius rounded up to
+    that multiple. Models without a ``backbone`` (single-image models such as dcn_lka) give
+    their own ``multiple`` and need ``margin``: their reach has no exact bound, so their tiling
+    is approximate (see :mod:`burstkpn.restoration`). ``progress``: one bar for the whole call
+    (every tile of every plane and attention pass), with its ETA."""
+    if tile < 0:
+        raise ValueError(f"tile must be 0 (the whole image) or positive, got {tile}")
     b, n, c, h, w = burst.shape
     if c > 1 and getattr(model, "independent_channels", False):
         # the network sees each colour plane as its own batch item (CBAM statistics are per
         # item too), so planes one at a time give the same image with a third of the memory
-        return torch.cat(
-            [
-                tiled_forward(
-                    model,
-                    burst[:, :, i : i + 1],
-                    noise_map
-                    if noise_map is None or noise_map.shape[1] == 1
-                    else noise_map[:, i : i + 1],
-                    tile=tile,
-                    margin=margin,
-                    exact_attention=exact_attention,
-                    progress=progress,
-                )
-                for i in range(c)
-            ],
-            dim=1,
-        )
+        planes = [
+            (
+                burst[:, :, i : i + 1],
+                noise_map
+                if noise_map is None or noise_map.shape[1] == 1
+                else noise_map[:, i : i + 1],
+            )
+            for i in range(c)
+        ]
+    else:
+        planes = [(burst, noise_map)]
     m = _multiple(model)
-    tile = max(m, math.ceil(tile / m) * m)
+    hp, wp = h + (-h) % m, w + (-w) % m
+    tile = max(hp, wp) if tile == 0 else max(m, math.ceil(tile / m) * m)
     r = receptive_radius(model) if margin is None else margin
     margin = math.ceil(r / m) * m
-    # pad exactly as the model would pad the whole image, so tiles see the same borders
+    tiles = [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
+    attention = [mod for mod in model.modules() if isinstance(mod, ChannelAttention)]
+    # one tile sees the whole image, so its own pooling is already the global one
+    passes = attention if exact_attention and len(tiles) > 1 else []
+    total = len(planes) * len(tiles) * (len(passes) + 1)
+    with tqdm(total=total, desc="denoise", unit="tile", disable=not progress, leave=False) as bar:
+        outs = [_tiled_plane(model, pb, pn, m, tiles, passes, attention, bar) for pb, pn in planes]
+    return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> torch.Tensor:
+    """:func:`tiled_forward` of one input (all channels the model sees at once)."""
+    b, n, c, h, w = burst.shape
     hp, wp = h + (-h) % m, w + (-w) % m
+    # pad exactly as the model would pad the whole image, so tiles see the same borders
     burst_p = pad_to_multiple(burst.reshape(b, n * c, h, w), m).reshape(b, n, c, hp, wp)
     nmap_p = None if noise_map is None else pad_to_multiple(noise_map, m)
-    tiles = [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
 
     def run(ys, xs):
         y0, y1, _, _ = ys
@@ -114,43 +125,43 @@ def tiled_forward(
         nm = None if nmap_p is None else nmap_p[..., y0:y1, x0:x1]
         return model(burst_p[..., y0:y1, x0:x1], nm).image
 
-    attention = [mod for mod in model.modules() if isinstance(mod, ChannelAttention)]
     try:
-        if exact_attention:
-            for module in attention:
-                total, count, peak = None, 0, None
-                for ys, xs in tqdm(tiles, desc="attention", disable=not progress, leave=False):
+        for module in passes:
+            total, count, peak = None, 0, None
+            for ys, xs in tiles:
 
-                    def grab(_mod, args, ys=ys, xs=xs):
-                        nonlocal total, count, peak
-                        x = args[0].float()
-                        s = (ys[1] - ys[0]) // x.shape[-2]  # this block's stride
-                        core = x[
-                            ...,
-                            (ys[2] - ys[0]) // s : (ys[3] - ys[0]) // s,
-                            (xs[2] - xs[0]) // s : (xs[3] - xs[0]) // s,
-                        ]
-                        part = core.sum((2, 3), keepdim=True)
-                        pmax = core.amax((2, 3), keepdim=True)
-                        total = part if total is None else total + part
-                        peak = pmax if peak is None else torch.maximum(peak, pmax)
-                        count += core.shape[-2] * core.shape[-1]
-                        raise _Stop
+                def grab(_mod, args, ys=ys, xs=xs):
+                    nonlocal total, count, peak
+                    x = args[0].float()
+                    s = (ys[1] - ys[0]) // x.shape[-2]  # this block's stride
+                    core = x[
+                        ...,
+                        (ys[2] - ys[0]) // s : (ys[3] - ys[0]) // s,
+                        (xs[2] - xs[0]) // s : (xs[3] - xs[0]) // s,
+                    ]
+                    part = core.sum((2, 3), keepdim=True)
+                    pmax = core.amax((2, 3), keepdim=True)
+                    total = part if total is None else total + part
+                    peak = pmax if peak is None else torch.maximum(peak, pmax)
+                    count += core.shape[-2] * core.shape[-1]
+                    raise _Stop
 
-                    handle = module.register_forward_pre_hook(grab)
-                    try:
-                        run(ys, xs)
-                    except _Stop:
-                        pass
-                    finally:
-                        handle.remove()
-                module.global_stats = (total / count, peak)
+                handle = module.register_forward_pre_hook(grab)
+                try:
+                    run(ys, xs)
+                except _Stop:
+                    pass
+                finally:
+                    handle.remove()
+                bar.update(1)
+            module.global_stats = (total / count, peak)
         out = burst.new_zeros((b, c, hp, wp), dtype=torch.float32)
-        for ys, xs in tqdm(tiles, desc="tiles", disable=not progress, leave=False):
+        for ys, xs in tiles:
             img = run(ys, xs)
             out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
                 ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
             ].float()
+            bar.update(1)
     finally:
         for module in attention:
             module.global_stats = None

@@ -156,3 +156,19 @@ def test_mkpn_fused_head_equals_predicting_each_size_then_fusing():
     reference.square().sum().backward()
     assert torch.allclose(fused, reference, atol=1e-12)
     assert torch.allclose(grad_fast, model.kr_head.weight.grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["kpn", "mkpn", "ame_kpn"])
+def test_unit_kernels_sum_to_one_and_keep_a_flat_burst(name):
+    """``unit_kernels``: every frame's kernel sums to one whatever the head predicts, so the
+    kernel path of eq. (4) returns a flat burst unchanged."""
+    torch.manual_seed(0)
+    model = create_model(name, "tiny", num_frames=3, unit_kernels=True).eval()
+    with torch.no_grad():
+        model.kr_head.bias.normal_(0, 1.0)  # kernels far from the identity init
+        burst = torch.full((1, 3, 2, 16, 16), 0.3)
+        out = model(burst, torch.full((1, 2, 16, 16), 0.01), return_aux=True)
+    sums = out.aux["kernels"].sum(3)  # (B, N, C, taps, H, W)
+    torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.aux["filtered"], torch.full_like(out.aux["filtered"], 0.3))
+    assert model.config["kwargs"]["unit_kernels"] is True
