@@ -64,6 +64,7 @@ from burstkpn.losses import (
 from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, read_metadata, save_model
 from burstkpn.models.factory import trained_steps
+from burstkpn.models.kpn import KernelPredictionNet
 from burstkpn.restoration import is_video_model
 from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
 
@@ -508,13 +509,21 @@ def validate(
     model.eval()
     per_level: dict[str, list[float]] = {}
     losses = []
+    # kernel models: watch the eq. (4) balance (mean kernel sum per frame, mean weight W), whose
+    # drift (sums far from 1 balanced by small W) shifts brightness
+    kernel_model = isinstance(model, KernelPredictionNet) and not model.direct
+    sums, weights = [], []
     for item in val_set:
         noisy = item["noisy"].to(device)
         nmap = item["noise_map"].to(device) if "noise_map" in item else None
         if noisy.ndim == 4:  # a pair: (1, C, P, P) -> a batch of one
             noisy, nmap = noisy[None], None if nmap is None else nmap[None]
         with autocast(device, precision):
-            out = model(noisy, nmap)
+            out = model(noisy, nmap, return_aux=True) if kernel_model else model(noisy, nmap)
+        if kernel_model:
+            sums.append(float(out.aux["kernels"].float().sum(3).mean()))
+            if "weights" in out.aux:
+                weights.append(float(out.aux["weights"].float().mean()))
         clean = item["clean"].to(device)
         clean = clean[None] if clean.ndim == 3 else clean
         if loss == "annealed":
@@ -530,6 +539,10 @@ def validate(
         res = {f"val_psnr_{k}": sum(v) / len(v) for k, v in per_level.items()}
         res["val_psnr"] = sum(res.values()) / len(res)
     res["val_loss"] = sum(losses) / len(losses)
+    if sums:
+        res["val_kernel_sum"] = sum(sums) / len(sums)
+    if weights:
+        res["val_weight"] = sum(weights) / len(weights)
     return res
 
 

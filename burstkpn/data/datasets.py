@@ -144,7 +144,10 @@ class SyntheticBurstDataset(Dataset):
         region = image_to_tensor(img[y : y + need, x : x + need])
         if self.augment:
             region = augment(region, g)
-        region = match_channels(srgb_to_linear(region), self.channels, g)
+        if self.channels == "random":  # one plane drawn, then linearised: a third of the work
+            region = srgb_to_linear(match_channels(region, self.channels, g))
+        else:
+            region = match_channels(srgb_to_linear(region), self.channels, g)
         geometry = sample_geometry(
             need,
             need,
