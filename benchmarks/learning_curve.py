@@ -59,9 +59,15 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="run folders (same validation set)")
     ap.add_argument("--out", required=True, type=Path, help="PNG to write")
     ap.add_argument("--json", type=Path, help="also write the curve and levels as JSON")
+    ap.add_argument(
+        "--levels", type=Path, help="reuse the classical levels of an earlier --json output"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    levels = classical_levels(args.runs[0])
+    if args.levels:
+        levels = json.loads(args.levels.read_text())["classical"]
+    else:
+        levels = classical_levels(args.runs[0])
     fig, axes = plt.subplots(1, len(VAL_LEVELS), figsize=(4 * len(VAL_LEVELS), 3.6))
     curves = {}
     for run in args.runs:
@@ -76,6 +82,9 @@ def main() -> None:
                 label=run.name,
             )
     for ax, level in zip(axes, VAL_LEVELS, strict=True):
+        lines = [levels["bm3d"][level], levels["align_bm3d"][level]]
+        values = [r[f"val_psnr_{level}"] for rows in curves.values() for r in rows] + lines
+        ax.set_ylim(min(values) - 0.5, max(values) + 0.5)  # the lines always in view
         ax.axhline(levels["bm3d"][level], color="grey", ls="--", lw=1, label="BM3D (reference)")
         ax.axhline(levels["align_bm3d"][level], color="black", ls=":", lw=1.2, label="align + BM3D")
         ax.set_title(level.replace("gain", "Gain "))
