@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from write_benchmarks_md import machine  # the same machine line as BENCHMARKS.md
 
 ROWS = (  # label, precision, threads, prefetch, compile
     ("round 5: float32, 1 thread", "fp32", 1, 0, False),
@@ -26,16 +27,6 @@ ROWS = (  # label, precision, threads, prefetch, compile
     ("+ prefetch thread (2 batches)", "auto", 0, 2, False),
     ("+ torch.compile (no prefetch)", "auto", 0, 0, True),
 )
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -90,7 +81,7 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    print(f"CPU: {cpu_name()}; batch {args.batch}, model {args.model} (cpu size)\n")
+    print(f"Machine: {machine()}; batch {args.batch}, model {args.model} (cpu size)\n")
     print("| setting | patch | precision | images/s | x round 5 |")
     print("|---|---|---|---|---|")
     for patch in (int(p) for p in args.patches.split(",")):
