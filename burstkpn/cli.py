@@ -30,6 +30,26 @@ DEFAULT_BENCH_METHODS = (
 # is built without it; tests/test_cli_bad_inputs.py checks the two agree)
 DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
 DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
+# the defaults of bench real (burstkpn.bench.real; tests/bench/test_real.py checks they agree)
+DEFAULT_REAL_METHODS = (
+    "reference",
+    "align_mean",
+    "nlm",
+    "align_bm3d",
+    "kpn",
+    "ame_kpn",
+    "ame_kpn_real",
+)
+DEFAULT_PAIR_METHODS = (
+    "reference",
+    "nlm",
+    "bm3d",
+    "dcn_lka_denoise",
+    "deform2d",
+    "kpn",
+    "ame_kpn",
+    "ame_kpn_real",
+)
 
 
 # --------------------------------------------------------------------------- synth
@@ -106,6 +126,10 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
     defaults = {"deblur": "none", "video": "low,high", "burst": "gain1,gain2,gain3,gain4"}
     noise = args.noise or defaults[args.task]
     levels = [s for s in noise.split(";" if ";" in noise else ",") if s.strip()]
+    if args.pipeline != "independent" and args.task != "burst":
+        raise InputError(
+            f"--pipeline {args.pipeline} makes burst test sets, not --task {args.task}"
+        )
     if args.task == "video":
         from burstkpn.data.video_testset import make_video_testset
 
@@ -155,6 +179,7 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
         channels=None if args.keep_channels else 3,
         force=args.force,
         progress=not args.quiet,
+        pipeline=args.pipeline,
     )
     n = len(manifest["bursts"])
     print(f"wrote {n} bursts ({', '.join(levels)}) to {args.out}/ with manifest.json")
@@ -237,6 +262,40 @@ def cmd_bench_restore(args: argparse.Namespace) -> int:
     )
     print(markdown_table(summary))
     print(f"wrote results.csv, results.json and report.md to {args.out}/")
+    return 0
+
+
+def cmd_bench_real(args: argparse.Namespace) -> int:
+    import shlex
+
+    from burstkpn.bench.quality import markdown_table
+    from burstkpn.bench.real import run_real_burst, run_real_pairs
+
+    if (args.folder is None) == (args.pairs is None):
+        raise InputError("give a burst FOLDER or --pairs DIR (one of the two)")
+    source = Path(args.folder or args.pairs)
+    methods = [m.strip() for m in (args.methods or "").split(",") if m.strip()]
+    run = run_real_burst if args.pairs is None else run_real_pairs
+    defaults = DEFAULT_REAL_METHODS if args.pairs is None else DEFAULT_PAIR_METHODS
+    out = args.out or Path("reports") / "real" / source.resolve().name
+    payload = run(
+        source,
+        methods or defaults,
+        out,
+        crop=args.crop,
+        limit=args.limit,
+        force=args.force,
+        progress=not args.quiet,
+        command="burstkpn bench real " + " ".join(shlex.quote(a) for a in sys.argv[3:]),
+    )
+    print(markdown_table(payload["summary"]))
+    for case in payload["cases"]:
+        n = case["noise"]
+        print(
+            f"{case['name']}: noise sigma_r={n['sigma_r']:.4g}, sigma_s={n['sigma_s']:.4g} "
+            f"({n['estimator']}), {case['border']}-px border"
+        )
+    print(f"wrote results.json, report.md, crops PNG and real.html to {out}/")
     return 0
 
 
@@ -536,6 +595,33 @@ def cmd_deblur(args: argparse.Namespace) -> int:
     return _restore_one(args, "deblur", inputs, model, out)
 
 
+REAL_MODEL = "ame_kpn_real"  # fine-tuned on camera-pipeline noise (issue 23)
+LINEAR_MODEL = "ame_kpn"  # trained on independent noise in linear light
+
+
+def default_denoise_model(inputs: list[str], *, linear: bool) -> str:
+    """The model ``denoise`` uses without ``--model``: developed images and videos (JPEG,
+    PNG, TIFF, video files, whose noise went through a camera's demosaicing, colour
+    correction, tone curve, sharpening and compression) get :data:`REAL_MODEL`; linear data
+    (``--linear``) and raw files (developed here linearly, without tone curve, sharpening or
+    compression: :mod:`burstkpn.data.raw`) keep :data:`LINEAR_MODEL`, as does everything
+    while no weights of ``REAL_MODEL`` are shipped."""
+    from burstkpn.data.raw import RAW_EXTENSIONS
+    from burstkpn.models.factory import weights_dir
+
+    def raw(path: str) -> bool:
+        p = Path(path)
+        if p.is_dir():
+            return any(f.suffix.lower() in RAW_EXTENSIONS for f in p.iterdir())
+        return p.suffix.lower() in RAW_EXTENSIONS
+
+    if linear or any(raw(i) for i in inputs):
+        return LINEAR_MODEL
+    if (weights_dir() / f"{REAL_MODEL}.safetensors").exists():
+        return REAL_MODEL
+    return LINEAR_MODEL
+
+
 def cmd_denoise(args: argparse.Namespace) -> int:
     import time
 
@@ -552,6 +638,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     check_tile(args.tile)
+    if args.model is None:
+        args.model = default_denoise_model(args.inputs, linear=args.linear)
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
         return _denoise_video(args, out)
     inputs = list_images(args.inputs if len(args.inputs) > 1 else args.inputs[0])
@@ -584,10 +672,17 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     aligned = f"aligned, max shift {moved:.1f} px" if moved else "no alignment"
     print(
         f"denoised {len(inputs)} frames with {args.model} in {time.perf_counter() - t0:.1f} s "
-        f"(noise sigma_r={result.sigma_r:.4g}, sigma_s={result.sigma_s:.4g}; "
-        f"{aligned}) -> {out}"
+        f"(noise {_NOISE_SOURCE[result.noise_source]}: sigma_r={result.sigma_r:.4g}, "
+        f"sigma_s={result.sigma_s:.4g}; {aligned}) -> {out}"
     )
     return 0
+
+
+_NOISE_SOURCE = {
+    "burst": "measured from the burst",
+    "image": "measured from single frames",
+    "given": "given",
+}
 
 
 def _denoise_frames(args: argparse.Namespace, inputs: list[str], out: Path) -> int:
@@ -778,6 +873,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="video: SRC is a folder of frame folders (clips) or photos (synthetic motion)",
     )
     p.add_argument("--windows", type=int, help="video: at most N windows per clip")
+    p.add_argument(
+        "--pipeline",
+        choices=("independent", "camera"),
+        default="independent",
+        help="burst: independent noise in linear light (default), or camera: noise on a raw "
+        "mosaic, developed to 8-bit JPEG frames (burstkpn.data.camera)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     common_burst(p, 128, frames=None)
     p.set_defaults(func=cmd_make_testset)
@@ -885,8 +987,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--model",
-        default="ame_kpn",
-        help="shipped model name (dcn_lka: its denoising weights) or .safetensors file",
+        help="shipped model name (dcn_lka: its denoising weights) or .safetensors file "
+        "(default: ame_kpn_real for developed images and videos, ame_kpn with --linear or raw "
+        "input)",
     )
     p.add_argument(
         "--reference",
@@ -979,6 +1082,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench_restore)
 
+    p = bench.add_parser(
+        "real",
+        help="PSNR / SSIM on a real static burst without ground truth (the second half of the "
+        "frames, aligned and averaged, is the reference) or on real noisy / mean pairs",
+    )
+    p.add_argument(
+        "folder",
+        nargs="?",
+        help="a static burst (>= 3 frames, sorted by name): the first ceil(N/2) frames are "
+        "denoised, the rest make the pseudo ground truth",
+    )
+    p.add_argument(
+        "--pairs",
+        metavar="DIR",
+        help="instead of a burst: a folder of noisy / mean pairs (PolyU X_real.JPG / X_Real.JPG "
+        "with X_mean.JPG)",
+    )
+    p.add_argument(
+        "--methods",
+        help="comma-separated: reference, align_mean, average, nlm, nlm_multi, bm3d, align_bm3d, "
+        "shipped weights or .safetensors paths (default: "
+        + ", ".join(DEFAULT_REAL_METHODS)
+        + "; with --pairs: "
+        + ", ".join(DEFAULT_PAIR_METHODS)
+        + ")",
+    )
+    p.add_argument(
+        "--crop", type=int, metavar="SIZE", help="score the centred SIZE x SIZE crop (default: all)"
+    )
+    p.add_argument("--out", metavar="DIR", help="report folder (default reports/real/<folder>)")
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="only the first N frames (--pairs: N pairs)"
+    )
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench_real)
+
     def motion_options(p: argparse.ArgumentParser, sweep: str) -> None:
         p.add_argument("--speeds", default="0,1,2,4,8,16", help=f"{sweep}px per frame")
         p.add_argument("--windows", type=int, default=4, help=f"{sweep}windows (default 4)")
@@ -1069,6 +1209,10 @@ def main(argv: list[str] | None = None) -> int:
     # whose checkpoints and DDP launchers rely on the default, is left as it is)
     catch_term = args.command != "train" and threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if catch_term else None
+    if args.command != "train":  # train sets its own (--threads)
+        from burstkpn.runtime import fit_threads_to_affinity
+
+        fit_threads_to_affinity()
     try:
         with warnings.catch_warnings():
             _one_line_warnings(args.command)

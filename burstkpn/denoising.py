@@ -27,7 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from burstkpn.data.estimate import estimate_or_floor
+from burstkpn.data.estimate import (
+    BurstNoiseEstimate,
+    ImageNoiseEstimate,
+    estimate_burst_noise,
+    estimate_or_floor,
+)
 from burstkpn.data.images import (
     image_size,
     image_to_tensor,
@@ -45,13 +50,16 @@ ALIGN_THRESHOLD = 2.0  # px: global motion above this is removed before the mode
 @dataclass
 class DenoiseResult:
     """``image``: ``(C, H, W)`` float in [0, 1], encoded like the input (sRGB unless linear);
-    ``sigma_r`` / ``sigma_s``: the noise used; ``shifts``: the global alignment applied."""
+    ``sigma_r`` / ``sigma_s``: the noise used (with ``--noise auto``, the channel-pooled level
+    measured; ``noise_source`` says how); ``shifts``: the global alignment applied."""
 
     image: torch.Tensor
     sigma_r: float
     sigma_s: float
     shifts: np.ndarray
     bit_depth: int
+    noise_source: str = "given"  # "burst" (temporal), "image" (spatial) or "given"
+    noise_estimate: BurstNoiseEstimate | ImageNoiseEstimate | None = None  # when measured
 
 
 def load_frames(
@@ -148,16 +156,24 @@ def denoise_burst(
     for i, k in enumerate(order):
         frame = frames[k].float()
         burst[i] = frame if linear else srgb_to_linear(frame)
-    if noise == "auto":
-        sigma_r, sigma_s = estimate_or_floor(burst)
+    if align not in ("auto", "on", "off"):
+        raise InputError(f"align must be auto, on or off, got '{align}'")
+    flat = _flat(burst)  # a flat burst has nothing to align or measure
+    est = None
+    if not flat and (align != "off" or (str(noise) == "auto" and burst.shape[0] >= 3)):
+        est = estimate_shifts(burst)
+    measured = None
+    if isinstance(noise, BurstNoiseEstimate | ImageNoiseEstimate):  # measured before
+        measured = noise
+        sigma_r, sigma_s = measured.sigma_r, measured.sigma_s
+    elif noise == "auto":
+        measured = _auto_noise(burst, est, flat)
+        sigma_r, sigma_s = measured.sigma_r, measured.sigma_s
     else:
         level = parse_noise(noise) if isinstance(noise, str) else None
         sigma_r, sigma_s = (level.sigma_r, level.sigma_s) if level else noise
     shifts = np.zeros((burst.shape[0], 2))
-    if align not in ("auto", "on", "off"):
-        raise InputError(f"align must be auto, on or off, got '{align}'")
-    if align != "off" and not _flat(burst):  # a flat burst has nothing to align
-        est = estimate_shifts(burst)
+    if align != "off" and est is not None:
         threshold = getattr(model, "max_offset", ALIGN_THRESHOLD) if clip_model else None
         if align == "on" or np.abs(est).max() > (
             ALIGN_THRESHOLD if threshold is None else threshold
@@ -166,13 +182,39 @@ def denoise_burst(
             burst = apply_shifts(burst, shifts, inplace=True)
     n_model = getattr(model, "num_frames", 8)
     burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
-    nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
+    if isinstance(measured, BurstNoiseEstimate):  # per-channel levels from the burst itself
+        nmap = measured.noise_map(burst[0, 0])[None]
+    else:
+        nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
     with autocast("cpu", precision):
         margin = getattr(model, "tile_margin", None)  # deformable models give theirs
         out = tiled_forward(model, burst, nmap, tile=tile, margin=margin, progress=progress)[0]
     image = out if linear else linear_to_srgb(out)
-    return DenoiseResult(image.clamp(0, 1), float(sigma_r), float(sigma_s), shifts, 8)
+    source = (
+        "given"
+        if measured is None
+        else "burst"
+        if isinstance(measured, BurstNoiseEstimate)
+        else "image"
+    )
+    return DenoiseResult(
+        image.clamp(0, 1), float(sigma_r), float(sigma_s), shifts, 8, source, measured
+    )
+
+
+def _auto_noise(
+    burst: torch.Tensor, shifts: np.ndarray | None, flat: bool
+) -> BurstNoiseEstimate | ImageNoiseEstimate:
+    """``--noise auto``: measured from the burst's temporal differences (issue 23) for 3 frames
+    or more, else (or where that cannot measure: too much motion, too small an overlap) from
+    the frames' spatial statistics (:func:`estimate_or_floor`)."""
+    if burst.shape[0] >= 3 and not flat and shifts is not None:
+        try:
+            return estimate_burst_noise(burst, shifts)
+        except InputError:
+            pass
+    return ImageNoiseEstimate(*estimate_or_floor(burst))
 
 
 def denoise(
@@ -538,8 +580,8 @@ def _denoise_sequence(
         res = denoise_burst(
             window, model, noise=params or "auto", reference=ref, align=align, tile=tile
         )
-        if params is None:
-            params = (res.sigma_r, res.sigma_s)
+        if params is None:  # measured on the first window, per channel, reused after
+            params = res.noise_estimate or (res.sigma_r, res.sigma_s)
         used[:] = [res.sigma_r, res.sigma_s]
         if writer is None:
             writer = _VideoWriter(out, fps, window.shape[-1], window.shape[-2], overwrite)

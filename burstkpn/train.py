@@ -66,7 +66,13 @@ from burstkpn.models import count_parameters, create_model, load_model, read_met
 from burstkpn.models.factory import trained_steps
 from burstkpn.models.kpn import KernelPredictionNet
 from burstkpn.restoration import is_video_model
-from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
+from burstkpn.runtime import (
+    autocast,
+    cpu_count,
+    prepare_model,
+    resolve_precision,
+    tune_allocator,
+)
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors")  # a run folder holds a run
 INIT_CARD = "init_card.json"  # card of the weights a run was continued from (weights only)
@@ -138,6 +144,12 @@ class TrainConfig:
     # bursts: scale each clean burst (linear light) by a factor drawn log-uniformly from
     # [lo, hi] before the noise, for darker scenes than the training photos; None: off
     exposure_range: list | None = None
+    # bursts: the share of training bursts whose noise goes through the camera pipeline of
+    # data/camera.py (raw mosaic, demosaicking, colour, tone curve, sharpening, 8 bits, JPEG of
+    # a quality drawn from camera_jpeg; None: no JPEG); 0: independent noise only
+    camera_fraction: float = 0.0
+    camera_jpeg: list | None = field(default_factory=lambda: [70, 95])
+    camera_noise_scale: float = 1 / 3  # raw noise of camera items (development amplifies ~3x)
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -212,6 +224,8 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     layout = cfg.layout
     if task != "burst" and cfg.exposure_range is not None:
         raise InputError(f"exposure_range applies to burst training only, not to task '{task}'")
+    if task != "burst" and cfg.camera_fraction:
+        raise InputError(f"camera_fraction applies to burst training only, not to task '{task}'")
     if task == "burst" and layout not in ("auto", "photos"):
         raise InputError(f"burst training makes bursts from photos; layout '{layout}' is paired")
     if layout == "auto":
@@ -298,14 +312,6 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
         t = min((step - cfg.warmup_steps) / span, 1.0)
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
     return max(cfg.lr * cfg.lr_decay ** (step // cfg.epoch_steps), cfg.lr_min)
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def prefetched(iterable, depth: int):
@@ -423,6 +429,9 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
         exposure_range=None
         if cfg.exposure_range is None
         else tuple(float(v) for v in cfg.exposure_range),
+        camera_fraction=float(cfg.camera_fraction),
+        camera_jpeg=None if cfg.camera_jpeg is None else tuple(int(q) for q in cfg.camera_jpeg),
+        camera_noise_scale=float(cfg.camera_noise_scale),
     )
 
 

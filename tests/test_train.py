@@ -412,3 +412,16 @@ def test_init_weights_that_do_not_fit_leave_no_run_folder(tmp_path, photo_folder
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
         assert not run.exists()
+
+
+def test_camera_fraction_reaches_the_burst_dataset(photo_folder):
+    """camera_fraction / camera_jpeg (config file only) are passed to the burst dataset; an
+    old config without them gives the defaults (no camera bursts)."""
+    from burstkpn.train import make_train_dataset
+
+    base = dict(data=str(photo_folder), task="burst", steps=2, batch_size=2, patch_size=32)
+    ds = make_train_dataset(TrainConfig.from_dict(base))
+    assert ds.camera_fraction == 0.0 and ds.camera_jpeg == (70, 95)
+    cfg = TrainConfig.from_dict({**base, "camera_fraction": 0.25, "camera_jpeg": None})
+    ds = make_train_dataset(cfg)
+    assert ds.camera_fraction == 0.25 and ds.camera_jpeg is None

@@ -12,6 +12,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from burstkpn.data.camera import (
+    JPEG_QUALITY,
+    CameraParams,
+    camera_noisy_linear,
+    fit_noise_line,
+    sample_camera_params,
+)
 from burstkpn.data.images import image_to_tensor, list_images, read_image, srgb_to_linear
 from burstkpn.data.noise import (
     TRAIN_SIGMA_R,
@@ -40,6 +47,19 @@ def derive_seed(*keys: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+def random_plane(channels: int, generator: torch.Generator | None) -> int | None:
+    """The colour plane :func:`match_channels` picks for ``"random"`` (``None`` for a
+    single-channel image, which draws nothing)."""
+    if channels == 1:
+        return None
+    return int(torch.randint(0, channels, (1,), generator=generator))
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """Rec. 709 luma of linear colour images ``(..., 3, H, W)`` -> ``(..., 1, H, W)``."""
+    return (x * _LUMA.to(x.dtype).view(3, 1, 1)).sum(-3, keepdim=True)
+
+
 def match_channels(
     x: torch.Tensor, channels: int | str | None, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -48,16 +68,14 @@ def match_channels(
     per-channel network sees of a colour image). ``None`` keeps the image as it is."""
     c = x.shape[0]
     if channels == "random":
-        if c == 1:
-            return x
-        k = int(torch.randint(0, c, (1,), generator=generator))
-        return x[k : k + 1].contiguous()
+        k = random_plane(c, generator)
+        return x if k is None else x[k : k + 1].contiguous()
     if channels is None or c == channels:
         return x
     if channels == 3 and c == 1:
         return x.expand(3, -1, -1).contiguous()
     if channels == 1 and c == 3:
-        return (x * _LUMA.to(x.dtype).view(3, 1, 1)).sum(0, keepdim=True)
+        return _luma(x)
     raise InputError(f"cannot convert a {c}-channel image to {channels} channels")
 
 
@@ -79,6 +97,22 @@ class SyntheticBurstDataset(Dataset):
 
     Images are read once and kept in their stored dtype (uint8 / uint16), so memory is about
     the size of the files decoded; only the region a burst needs is converted to linear light.
+
+    ``camera_fraction``: the share of items whose noise goes through the camera pipeline of
+    :mod:`burstkpn.data.camera` (mosaic, demosaicking, colour correction, tone curve,
+    sharpening, 8 bits, JPEG with a quality drawn from ``camera_jpeg``; ``None``: no JPEG)
+    instead of being added independently per pixel. Such an item's ``noisy`` is the developed
+    frames in linear light, its ``clean`` the same clean reference, and its ``noise_map``,
+    ``sigma_r`` and ``sigma_s`` come from the noise line fitted to the burst
+    (:func:`~burstkpn.data.camera.fit_noise_line`; per channel for the map, pooled for the
+    scalars), fitted to the random part of the reference's error (against its noise-free
+    development). ``camera_noise_scale`` scales the drawn raw noise (standard deviations;
+    default 1/3): white balance, colour correction and the tone curve amplify raw noise about
+    3x, so without it camera items would be three times noisier than the independent ones
+    drawn from the same ranges. The camera decision, parameters and noise are drawn from a
+    second generator seeded with ``derive_seed(seed, epoch, index, 1)``, and only when
+    ``camera_fraction > 0``: everything else an item draws, and every item of
+    ``camera_fraction = 0``, is unchanged.
     """
 
     def __init__(
@@ -97,9 +131,18 @@ class SyntheticBurstDataset(Dataset):
         augment: bool = True,
         motion: MotionConfig = DEFAULT_MOTION,
         exposure_range: tuple[float, float] | None = None,
+        camera_fraction: float = 0.0,
+        camera_jpeg: tuple[int, int] | None = JPEG_QUALITY,
+        camera_noise_scale: float = 1 / 3,
     ) -> None:
         if length < 1:
             raise InputError(f"dataset length must be positive, got {length}")
+        if not 0.0 <= camera_fraction <= 1.0:
+            raise InputError(f"camera_fraction must be in [0, 1], got {camera_fraction}")
+        if camera_jpeg is not None and not 1 <= camera_jpeg[0] <= camera_jpeg[1] <= 100:
+            raise InputError(
+                f"camera_jpeg must be qualities [lo, hi] in [1, 100], got {camera_jpeg}"
+            )
         self.refs = list_images(source)
         self.images = [read_image(r) for r in self.refs]
         self.modes = []
@@ -121,6 +164,9 @@ class SyntheticBurstDataset(Dataset):
         self.augment = augment
         self.motion = motion
         self.exposure_range = exposure_range
+        self.camera_fraction = float(camera_fraction)
+        self.camera_jpeg = None if camera_jpeg is None else tuple(int(q) for q in camera_jpeg)
+        self.camera_noise_scale = float(camera_noise_scale)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -134,6 +180,7 @@ class SyntheticBurstDataset(Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index))
+        camera = self._draw_camera(index)
         k = int(torch.randint(0, len(self.images), (1,), generator=g))
         img, mode = self.images[k], self.modes[k]
         # cut a square region just large enough for the burst, augment it, then synthesise
@@ -144,7 +191,15 @@ class SyntheticBurstDataset(Dataset):
         region = image_to_tensor(img[y : y + need, x : x + need])
         if self.augment:
             region = augment(region, g)
-        if self.channels == "random":  # one plane drawn, then linearised: a third of the work
+        gray = region.shape[0] == 1
+        plane = None
+        if camera is not None:
+            # the camera develops colour frames: the whole region in RGB, channels picked after
+            # (the plane is drawn where match_channels would draw it)
+            if self.channels == "random":
+                plane = random_plane(region.shape[0], g)
+            region = match_channels(srgb_to_linear(region), 3)
+        elif self.channels == "random":  # one plane drawn, then linearised: a third of the work
             region = srgb_to_linear(match_channels(region, self.channels, g))
         else:
             region = match_channels(srgb_to_linear(region), self.channels, g)
@@ -168,6 +223,9 @@ class SyntheticBurstDataset(Dataset):
             lo, hi = self.exposure_range
             u = float(torch.rand((), generator=g))
             clean_burst = clean_burst * (lo * (hi / lo) ** u)
+        if camera is not None:
+            item = self._camera_item(clean_burst, sigma_r, sigma_s, *camera, plane, gray)
+            return {**item, "offsets": geometry.offsets}
         noisy = add_noise(clean_burst[None], sigma_r, sigma_s, g)[0]
         return {
             "noisy": noisy,
@@ -176,4 +234,52 @@ class SyntheticBurstDataset(Dataset):
             "sigma_r": sigma_r[0],
             "sigma_s": sigma_s[0],
             "offsets": geometry.offsets,
+        }
+
+    def _draw_camera(self, index: int) -> tuple[torch.Generator, CameraParams] | None:
+        """The camera generator and parameters of item ``index``, or ``None`` for an item with
+        independent noise. The parameters are drawn whatever the decision, so the noise that
+        follows on the same generator does not depend on it."""
+        if self.camera_fraction <= 0:
+            return None
+        gc = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index, 1))
+        use = float(torch.rand((), generator=gc, dtype=torch.float64)) < self.camera_fraction
+        params = sample_camera_params(gc, jpeg=self.camera_jpeg)
+        return (gc, params) if use else None
+
+    def _camera_item(
+        self,
+        clean_burst: torch.Tensor,
+        sigma_r: torch.Tensor,
+        sigma_s: torch.Tensor,
+        generator: torch.Generator,
+        params: CameraParams,
+        plane: int | None,
+        gray: bool,
+    ) -> dict[str, torch.Tensor]:
+        """``noisy`` / ``noise_map`` / ``clean`` / ``sigma_r`` / ``sigma_s`` of a camera item
+        from its clean RGB burst ``(N, 3, P, P)``, in the dataset's channels: a drawn plane
+        (``"random"``), luma (1 channel, or a grayscale photo, developed as a neutral colour
+        scene) or all three."""
+        scale = self.camera_noise_scale
+        sigma_r, sigma_s = sigma_r * scale, sigma_s * scale * scale
+        noisy = camera_noisy_linear(clean_burst, sigma_r, sigma_s, generator, params)
+        # the reference developed without noise: what the network's noise map describes is the
+        # random part of the error (what a burst can average away and what the burst estimator
+        # measures), not JPEG's deterministic loss of the clean detail
+        base = camera_noisy_linear(clean_burst[:1], 0.0, 0.0, generator, params)
+        if self.channels == "random" and plane is not None:
+            pick = slice(plane, plane + 1)
+            clean_burst, noisy = clean_burst[:, pick].contiguous(), noisy[:, pick].contiguous()
+            base = base[:, pick].contiguous()
+        elif self.channels == 1 or (gray and self.channels != 3):
+            clean_burst = clean_burst[:, :1] if gray else _luma(clean_burst)
+            noisy, base = _luma(noisy), _luma(base)
+        fit = fit_noise_line(base, noisy[:1], bins=32)
+        return {
+            "noisy": noisy,
+            "noise_map": fit.noise_map(noisy[0]),
+            "clean": clean_burst[0],
+            "sigma_r": torch.tensor(fit.sigma_r, dtype=torch.float32),
+            "sigma_s": torch.tensor(fit.sigma_s, dtype=torch.float32),
         }

@@ -14,6 +14,17 @@ in steps of 6.1e-5: the quantisation noise (variance 3e-10) is five orders of ma
 the smallest noise variance of any named level, and values beyond the range (more than 12
 standard deviations of Gain 4 read noise) are counted in the manifest as ``clipped``.
 
+``pipeline="camera"`` makes the noise of developed camera frames instead
+(:mod:`burstkpn.data.camera`): each image gets a camera (colour matrix, white balance,
+sharpening, JPEG quality) drawn from the set's seed and the image name, shared by its noise
+levels; each level's shot and read noise is added on the camera's raw mosaic and the frames are
+developed to 8-bit (JPEG) sRGB. ``noisy`` then holds the developed frames in linear light, and
+``sigma_r`` / ``sigma_s`` the noise line fitted to the burst
+(:func:`~burstkpn.data.camera.fit_noise_line`, pooled over channels), so the noise maps the
+reader makes are the oracle ones; the manifest entry keeps the level's raw noise, the fitted
+line per channel and the camera. Manifests record ``pipeline`` in their generator block (older
+ones, without it, are ``"independent"``).
+
 Reproducibility: every burst has its own generators, seeded from the set's seed and the image
 name (geometry: crop position and offsets, shared by all noise levels so that the Gain 1-4
 columns compare the same scenes) and from the level name (noise). Files are written with fixed
@@ -36,6 +47,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from burstkpn.data.camera import (
+    CameraParams,
+    camera_noisy_linear,
+    fit_noise_line,
+    sample_camera_params,
+)
 from burstkpn.data.datasets import derive_seed, match_channels
 from burstkpn.data.files import atomic_write_bytes, prepare_output_dir, sha256_file
 from burstkpn.data.images import image_name, list_images, load_linear
@@ -48,6 +65,7 @@ FORMAT_VERSION = 1
 NOISY_OFFSET = -1.0
 NOISY_SCALE = 4.0 / 65535
 DEFAULT_LEVELS = ("gain1", "gain2", "gain3", "gain4")
+PIPELINES = ("independent", "camera")
 
 
 # --------------------------------------------------------------------------- file helpers
@@ -106,6 +124,34 @@ def _name_key(name: str) -> int:
 
 
 # --------------------------------------------------------------------------- writing
+CAMERA_KEY = 1  # third key of an image's camera seed (level keys are crc32 values of names)
+
+
+def _camera_burst(
+    clean_burst: torch.Tensor,
+    level: NoiseLevel,
+    generator: torch.Generator,
+    camera: CameraParams,
+) -> tuple[torch.Tensor, NoiseLevel, dict]:
+    """Noisy linear burst through the camera pipeline, the fitted pooled noise line as the
+    level to store, and the manifest fields of the camera burst. A grayscale burst (kept with
+    ``channels=None``) is developed as a neutral colour scene and reduced to its luma."""
+    gray = clean_burst.shape[-3] == 1
+    rgb = clean_burst.expand(-1, 3, -1, -1) if gray else clean_burst
+    noisy = camera_noisy_linear(rgb, level.sigma_r, level.sigma_s, generator, camera)
+    if gray:
+        noisy = torch.stack([match_channels(frame, 1) for frame in noisy])
+    fit = fit_noise_line(clean_burst, noisy)
+    stored = NoiseLevel(level.name, fit.sigma_r, fit.sigma_s, "fit_noise_line")
+    extra = {
+        "raw_sigma_r": level.sigma_r,
+        "raw_sigma_s": level.sigma_s,
+        "noise_line": {"a": fit.a.tolist(), "b": fit.b.tolist()},
+        "camera": camera.to_dict(),
+    }
+    return noisy, stored, extra
+
+
 def make_testset(
     source: str | Sequence[str] | None,
     out_dir: str | os.PathLike,
@@ -118,8 +164,11 @@ def make_testset(
     channels: int | None = 3,
     force: bool = False,
     progress: bool = True,
+    pipeline: str = "independent",
 ) -> dict:
     """Write a benchmark test set (see the module docstring) and return its manifest."""
+    if pipeline not in PIPELINES:
+        raise InputError(f"unknown pipeline '{pipeline}' (use one of {', '.join(PIPELINES)})")
     if num_frames < 1:  # 1: a single-image test set (deformable_kernels.md Table 2)
         raise InputError(f"a test burst needs at least 1 frame, got {num_frames}")
     noise_levels = [parse_noise(lv) for lv in levels]
@@ -151,12 +200,21 @@ def make_testset(
         except InputError as exc:
             raise InputError(f"{ref}: {exc}") from None
         clean_burst = crop_burst(image, geometry)
+        camera = None
+        if pipeline == "camera":
+            gc = torch.Generator().manual_seed(derive_seed(seed, _name_key(name), CAMERA_KEY))
+            camera = sample_camera_params(gc)
         for level in noise_levels:
             gl = torch.Generator().manual_seed(
                 derive_seed(seed, _name_key(name), _name_key(level.name))
             )
-            noisy = add_noise(clean_burst, level.sigma_r, level.sigma_s, gl)
-            data, clipped = burst_npz(noisy, clean_burst[0], geometry.offsets, level)
+            extra: dict = {}
+            if camera is None:
+                noisy = add_noise(clean_burst, level.sigma_r, level.sigma_s, gl)
+                stored = level
+            else:
+                noisy, stored, extra = _camera_burst(clean_burst, level, gl, camera)
+            data, clipped = burst_npz(noisy, clean_burst[0], geometry.offsets, stored)
             rel = f"bursts/{name}_{level.name}.npz"
             atomic_write_bytes(out / rel, data)
             entries.append(
@@ -166,10 +224,11 @@ def make_testset(
                     "image": name,
                     "source": str(ref),
                     "level": level.name,
-                    "sigma_r": level.sigma_r,
-                    "sigma_s": level.sigma_s,
+                    "sigma_r": stored.sigma_r,
+                    "sigma_s": stored.sigma_s,
                     "clipped": clipped,
                     **geometry.to_dict(),
+                    **extra,
                 }
             )
     from burstkpn import __version__
@@ -185,6 +244,7 @@ def make_testset(
             "patch_size": patch_size,
             "mode": mode,
             "channels": channels,
+            "pipeline": pipeline,
             "levels": [
                 {"name": lv.name, "sigma_r": lv.sigma_r, "sigma_s": lv.sigma_s}
                 for lv in noise_levels
@@ -238,6 +298,11 @@ class TestSet:
         if self.manifest.get("format") != FORMAT:
             raise InputError(f"'{path}' is not a burstkpn test-set manifest")
         self.verify = verify
+
+    @property
+    def pipeline(self) -> str:
+        """How the noise was made (``"independent"`` for manifests older than the field)."""
+        return self.manifest["generator"].get("pipeline", "independent")
 
     @property
     def levels(self) -> list[str]:

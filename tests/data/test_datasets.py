@@ -84,3 +84,53 @@ def test_exposure_range_scales_the_clean_burst_only(photo_folder):
     for i in range(3):
         ratio = ranged[i]["clean"].sum() / plain[i]["clean"].sum()
         assert 0.1 - 1e-6 <= float(ratio) <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("channels", ["random", 3, 1])
+def test_camera_fraction_zero_leaves_items_unchanged(photo_folder, channels):
+    """camera_fraction = 0 draws nothing more: items are bit-identical to those made without
+    the camera options; with 0.5 the items that are not camera items are unchanged too."""
+    kw = dict(patch_size=24, num_frames=4, length=6, seed=7, channels=channels)
+    plain = SyntheticBurstDataset(photo_folder, **kw)
+    zero = SyntheticBurstDataset(photo_folder, **kw, camera_fraction=0.0, camera_jpeg=None)
+    half = SyntheticBurstDataset(photo_folder, **kw, camera_fraction=0.5)
+    cameras = 0
+    for i in range(6):
+        a, b, c = plain[i], zero[i], half[i]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert torch.equal(a["offsets"], c["offsets"])
+        if half._draw_camera(i) is None:
+            assert all(torch.equal(a[k], c[k]) for k in a)
+        else:
+            cameras += 1
+            assert not torch.equal(a["noisy"], c["noisy"])
+    assert 0 < cameras < 6
+
+
+@pytest.mark.parametrize("channels", ["random", 3, 1, None])
+def test_camera_items(photo_folder, channels):
+    """camera_fraction = 1: developed frames in linear light, the clean reference of the
+    independent item, a noise map from the fitted line; items batch with independent ones."""
+    kw = dict(patch_size=32, num_frames=4, length=8, seed=3, channels=channels)
+    plain = SyntheticBurstDataset(photo_folder, **kw)
+    cam = SyntheticBurstDataset(photo_folder, **kw, camera_fraction=1.0, camera_jpeg=(80, 90))
+    for i in range(8):
+        a, b = plain[i], cam[i]
+        assert set(a) == set(b)
+        assert b["noisy"].shape == a["noisy"].shape and b["noise_map"].shape == a["clean"].shape
+        assert torch.allclose(b["clean"], a["clean"], atol=1e-6)
+        assert torch.equal(a["offsets"], b["offsets"])
+        assert 0 <= b["noisy"].min() and b["noisy"].max() <= 1
+        assert torch.isfinite(b["noise_map"]).all() and b["noise_map"].min() >= 0
+        assert b["sigma_r"].dtype == b["sigma_s"].dtype == torch.float32
+        assert b["sigma_r"].ndim == 0 and b["sigma_r"] >= 0 and b["sigma_s"] >= 0
+        assert float(b["noise_map"].max()) > 0
+    assert torch.equal(cam[2]["noisy"], cam[2]["noisy"])  # seeded
+    if channels is not None:  # (None keeps the gray photo's single channel: no batches)
+        mixed = SyntheticBurstDataset(photo_folder, **kw, camera_fraction=0.5)
+        batch = next(iter(DataLoader(mixed, batch_size=8)))
+        assert batch["noisy"].shape[:2] == (8, 4) and torch.isfinite(batch["noisy"]).all()
+    with pytest.raises(InputError, match="camera_fraction"):
+        SyntheticBurstDataset(photo_folder, **kw, camera_fraction=1.5)
+    with pytest.raises(InputError, match="camera_jpeg"):
+        SyntheticBurstDataset(photo_folder, **kw, camera_jpeg=(95, 70))

@@ -111,3 +111,66 @@ def test_cbsd68_testset_fast_and_reproducible(tmp_path, shared_data):
     assert len(m["bursts"]) == 68 * 4
     assert _tree_bytes(tmp_path / "a") == _tree_bytes(tmp_path / "b")
     assert np.mean([e["mode"] == "subpixel" for e in m["bursts"]]) == 1.0
+
+
+def test_camera_testset_writes_and_reads_back(tmp_path, capsys):
+    """``pipeline="camera"``: developed frames, the fitted noise line as the stored level, the
+    camera in the manifest; an old manifest without ``pipeline`` reads as independent."""
+    from burstkpn.cli import main
+
+    out = tmp_path / "cam"
+    code = main(
+        [
+            "make-testset",
+            "skimage:astronaut",
+            "--out",
+            str(out),
+            "--noise",
+            "gain1,gain3",
+            "--frames",
+            "4",
+            "--patch",
+            "32",
+            "--pipeline",
+            "camera",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    make_testset(
+        ["astronaut", "chelsea"],
+        out,
+        levels=["gain1", "gain3"],
+        num_frames=4,
+        patch_size=32,
+        seed=1,
+        force=True,
+        progress=False,
+        pipeline="camera",
+    )
+    ts = TestSet(out)
+    assert ts.pipeline == "camera" and len(ts) == 4
+    entries = {(e["image"], e["level"]): e for e in ts.manifest["bursts"]}
+    for (image, _level), e in entries.items():
+        assert e["raw_sigma_r"] > 0 and len(e["noise_line"]["a"]) == 3
+        assert 70 <= e["camera"]["jpeg_quality"] <= 95 and len(e["camera"]["rgb2cam"]) == 3
+        # one camera per image, shared by its levels
+        assert e["camera"] == entries[(image, "gain1")]["camera"]
+    assert entries[("astronaut", "gain1")]["camera"] != entries[("chelsea", "gain1")]["camera"]
+    for item in ts:
+        e = entries[(item.image, item.level)]
+        assert item.noisy.shape == (1, 4, 3, 32, 32)
+        assert item.noisy.min() >= -1e-4 and item.noisy.max() <= 1 + 1e-4  # developed frames
+        assert (item.sigma_r, item.sigma_s) == (e["sigma_r"], e["sigma_s"])
+        assert torch.isfinite(item.noise_map).all() and item.noise_map.min() >= 0
+    gain1, gain3 = entries[("astronaut", "gain1")], entries[("astronaut", "gain3")]
+    assert gain3["sigma_r"] ** 2 + gain3["sigma_s"] > gain1["sigma_r"] ** 2 + gain1["sigma_s"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["generator"]["pipeline"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert TestSet(out).pipeline == "independent"
+    with pytest.raises(InputError, match="pipeline"):
+        make_testset(["astronaut"], tmp_path / "x", pipeline="raw", progress=False)
+    bad = ["make-testset", "astronaut", "--out", str(tmp_path / "y"), "--task", "deblur"]
+    assert main([*bad, "--pipeline", "camera", "--quiet"]) == 2
+    assert "--pipeline camera" in capsys.readouterr().err
