@@ -201,18 +201,28 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             f"precision must be one of {', '.join(PRECISION_CHOICES)}, got '{args.precision}'"
         )
     args.precision = resolve_precision(args.precision)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    if "onnxruntime" in backends and not args.cost_only:
+        from burstkpn.export import require
+
+        require("onnxruntime")
     rows = []
     for size in args.size.split(","):
-        rows += run_speed(
-            models,
-            size,
-            args.height,
-            args.width,
-            args.precision,
-            args.repeat,
-            args.tile,
-            measure=not args.cost_only,
-        )
+        for backend in backends if not args.cost_only else ["torch"]:
+            rows += run_speed(
+                models,
+                size,
+                args.height,
+                args.width,
+                args.precision,
+                args.repeat,
+                args.tile,
+                measure=not args.cost_only,
+                backend=backend,
+            )
     print(format_table(rows))
     if args.json:
         from burstkpn.data.files import atomic_write_bytes
@@ -502,6 +512,31 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from burstkpn.data.files import check_writable
+    from burstkpn.export import OPSETS, export_onnx, read_onnx_metadata, require
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".onnx":
+        raise InputError(f"output '{out}' must end in .onnx")
+    if args.opset not in OPSETS:
+        raise InputError(f"--opset must be {OPSETS.start}..{OPSETS.stop - 1}, got {args.opset}")
+    if out.exists() and not out.is_dir() and not args.force:
+        raise InputError(f"output '{out}' exists (use --force to overwrite it)")
+    check_writable(out)
+    require("onnx")
+    require("onnxruntime")
+    export_onnx(args.model, out, opset=args.opset, overwrite=args.force)
+    meta = read_onnx_metadata(out)
+    noise = "" if meta["blind"] == "true" else ", noise_map (B, C, H, W)"
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}): "
+        f"{meta['architecture']}, inputs burst (B, {meta['input_frames']}, C, H, W){noise}, "
+        f"H and W multiples of {meta['multiple']}"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- denoise / demo
 def _check_output(path: Path, inputs: list[str], force: bool) -> None:
     """An output image: a known extension, not an input, not existing (without ``force``)
@@ -597,6 +632,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
 
 REAL_MODEL = "ame_kpn_real"  # fine-tuned on camera-pipeline noise (issue 23)
 LINEAR_MODEL = "ame_kpn"  # trained on independent noise in linear light
+BACKENDS = ("torch", "onnxruntime")  # denoise --backend, bench speed --backend
 
 
 def default_denoise_model(inputs: list[str], *, linear: bool) -> str:
@@ -626,7 +662,6 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     import time
 
     from burstkpn.data.images import list_images, write_image
-    from burstkpn.data.raw import is_raw
     from burstkpn.denoising import (
         VIDEO_EXTENSIONS,
         check_frame_sizes,
@@ -638,6 +673,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     check_tile(args.tile)
+    _check_backend(args, out)
     if args.model is None:
         args.model = default_denoise_model(args.inputs, linear=args.linear)
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
@@ -646,10 +682,13 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if out.suffix.lower() in VIDEO_EXTENSIONS or not out.suffix:
         return _denoise_frames(args, inputs, out)  # frame files -> every frame denoised
     _check_output(out, inputs, args.force)
-    if args.linear and any(is_raw(i) for i in inputs):
-        raise InputError("raw files are developed to sRGB before denoising: drop --linear")
+    _refuse_linear_raw(args.linear, inputs)
     check_frame_sizes(inputs)  # from the headers, before decoding any frame
     model = _load_model_arg(args.model, "denoise")
+    if args.backend == "onnxruntime":  # float32, exported once and cached
+        from burstkpn.export import OnnxModel
+
+        model = OnnxModel(model)
     if is_single_image(model):
         return _restore_one(args, "denoise", inputs, model, out)
     frames, bits = load_frames(inputs)
@@ -663,6 +702,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         align=args.align,
         linear=args.linear,
         tile=args.tile,
+        precision="fp32" if args.backend == "onnxruntime" else "auto",
         progress=not args.quiet,
     )
     jpeg = out.suffix.lower() in (".jpg", ".jpeg")
@@ -685,15 +725,50 @@ _NOISE_SOURCE = {
 }
 
 
+def _check_backend(args: argparse.Namespace, out: Path) -> None:
+    """``--backend onnxruntime``: a burst to one image (videos and frame folders run on
+    torch), with onnxruntime and onnx (for the export) installed; checked before any work."""
+    from burstkpn.denoising import VIDEO_EXTENSIONS
+
+    if args.backend == "torch":
+        return
+    video_in = len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS
+    if video_in or out.suffix.lower() in VIDEO_EXTENSIONS or not out.suffix:
+        raise InputError(
+            "--backend onnxruntime denoises a burst into one image; videos and frame folders "
+            "run on torch"
+        )
+    from burstkpn.export import require
+
+    require("onnxruntime")
+    require("onnx")
+
+
+def _refuse_linear_raw(linear: bool, inputs: list[str]) -> None:
+    """``--linear`` with camera raw files, which are developed to sRGB: a one-line error."""
+    from burstkpn.data.raw import is_raw
+
+    if linear and any(is_raw(i) for i in inputs):
+        raise InputError("raw files are developed to sRGB before denoising: drop --linear")
+
+
 def _denoise_frames(args: argparse.Namespace, inputs: list[str], out: Path) -> int:
     """A video stored as frame files, denoised frame by frame with the window around each
-    (clip models: ``video_window``) into a folder of PNGs or a video file."""
+    (clip models: ``video_window``) into a folder of PNGs or a video file, with ``--noise``,
+    ``--align`` and ``--linear`` as for a burst; ``--bits`` (default: the frames' depth)."""
     import time
 
-    from burstkpn.denoising import check_frame_sizes, check_sequence_output, denoise_frames
+    from burstkpn.denoising import (
+        check_frame_sizes,
+        check_sequence_output,
+        denoise_frames,
+        sequence_bits,
+    )
 
     check_sequence_output(out, args.inputs, inputs)
     _check_sequence_target(out, args.force)
+    sequence_bits(out, args.bits)
+    _refuse_linear_raw(args.linear, inputs)
     check_frame_sizes(inputs)
     model = _load_model_arg(args.model, "denoise")
     t0 = time.perf_counter()
@@ -704,22 +779,27 @@ def _denoise_frames(args: argparse.Namespace, inputs: list[str], out: Path) -> i
         fps=args.fps,
         noise=args.noise,
         align=args.align,
+        linear=args.linear,
         tile=args.tile,
+        bits=args.bits,
         progress=not args.quiet,
         overwrite=args.force,
     )
     print(
         f"denoised {info['frames']} frames with {args.model} in "
         f"{time.perf_counter() - t0:.1f} s (noise sigma_r={info['sigma_r']:.4g}, "
-        f"sigma_s={info['sigma_s']:.4g}) -> {out}"
+        f"sigma_s={info['sigma_s']:.4g}) -> {out} ({info['bits']}-bit)"
     )
     return 0
 
 
 def _denoise_video(args: argparse.Namespace, out: Path) -> int:
+    """A video file, denoised frame by frame with the window around each into a video file or
+    a folder of PNGs, with ``--noise``, ``--align`` and ``--linear`` as for a burst; ``--bits``
+    (default: the stream's depth; 16 only into .mkv / .avi FFV1 or PNG frames)."""
     import time
 
-    from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_video
+    from burstkpn.denoising import VIDEO_EXTENSIONS, denoise_video, sequence_bits
 
     video = Path(args.inputs[0])
     if out.resolve() == video.resolve():
@@ -727,6 +807,7 @@ def _denoise_video(args: argparse.Namespace, out: Path) -> int:
     if out.suffix and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"video output must be {', '.join(VIDEO_EXTENSIONS)} or a folder name")
     _check_sequence_target(out, args.force)
+    sequence_bits(out, args.bits)
     model = _load_model_arg(args.model, "denoise")
     t0 = time.perf_counter()
     info = denoise_video(
@@ -735,14 +816,16 @@ def _denoise_video(args: argparse.Namespace, out: Path) -> int:
         model,
         noise=args.noise,
         align=args.align,
+        linear=args.linear,
         tile=args.tile,
+        bits=args.bits,
         progress=not args.quiet,
         overwrite=args.force,
     )
     print(
         f"denoised {info['frames']} frames at {info['fps']:.3g} fps with {args.model} in "
         f"{time.perf_counter() - t0:.1f} s (noise sigma_r={info['sigma_r']:.4g}, "
-        f"sigma_s={info['sigma_s']:.4g}) -> {out}"
+        f"sigma_s={info['sigma_s']:.4g}) -> {out} ({info['bits']}-bit)"
     )
     return 0
 
@@ -1003,7 +1086,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--linear", action="store_true", help="inputs are linear, not sRGB")
     p.add_argument("--tile", type=int, default=512, help="tile size for bounded memory")
-    p.add_argument("--bits", type=int, choices=(8, 16), help="output bit depth (default: input's)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="torch (default; bfloat16 where the CPU runs it natively) or onnxruntime (float32; "
+        "the model is exported once to ~/.cache/burstkpn/onnx; a burst to one image)",
+    )
+    p.add_argument(
+        "--bits",
+        type=int,
+        choices=(8, 16),
+        help="output bit depth (default: input's); 16 only in PNG/TIFF, frames, .mkv/.avi",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_denoise)
@@ -1040,6 +1135,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("export-onnx", help="export a burst model to ONNX (float32, any size)")
+    p.add_argument("model", help="shipped model (kpn, mkpn, ame_kpn) or .safetensors checkpoint")
+    p.add_argument("output", help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..20 (default 17)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_export_onnx)
 
     p = sub.add_parser("export-weights", help="copy a run's weights + a card into the package")
     p.add_argument("run", help="run folder")
@@ -1185,6 +1287,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--tile", type=int, default=0, help="tile size for tiled inference (0: none)")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        help="torch, onnxruntime (float32) or both as torch,onnxruntime: one row per backend",
+    )
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(func=cmd_bench_speed)
     return parser

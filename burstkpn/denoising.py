@@ -261,15 +261,24 @@ def _open_video(path: str | os.PathLike):
     return container, stream
 
 
+def video_bits(stream) -> int:
+    """A video stream's bit depth for us: 16 when it stores more than 8 bits per sample
+    (10-bit HEVC, 16-bit FFV1, ...), else 8."""
+    fmt = stream.codec_context.format
+    return 16 if fmt is not None and max(c.bits for c in fmt.components) > 8 else 8
+
+
 def iter_video(path: str | os.PathLike):
-    """Decode a video frame by frame: yields ``(C, H, W)`` float tensors in [0, 1] (sRGB)."""
+    """Decode a video frame by frame: yields ``(C, H, W)`` float tensors in [0, 1] (sRGB),
+    decoded at 16 bits per sample when the stream has more than 8 (:func:`video_bits`)."""
     import av
 
     container, stream = _open_video(path)
+    fmt, scale = ("rgb48le", 65535.0) if video_bits(stream) == 16 else ("rgb24", 255.0)
     try:
         for frame in container.decode(stream):
-            arr = frame.to_ndarray(format="rgb24")
-            yield torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
+            arr = frame.to_ndarray(format=fmt).astype(np.float32)
+            yield torch.from_numpy(arr).permute(2, 0, 1) / scale
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot decode video '{path}': {exc}") from None
     finally:
@@ -298,25 +307,53 @@ def _window(t: int, have: dict, n: int) -> list[int]:
 
 
 FRAME_NAME = "frame_{:06d}.png"  # the files a folder output gets, nothing else
+LOSSLESS_VIDEO = (".mkv", ".avi")  # written with FFV1, which holds 8 or 16 bits per sample
+
+
+def sequence_bits(out: str | os.PathLike, bits: int | None, input_bits: int = 8) -> int:
+    """The bit depth a video / frame-folder output ``out`` is written at: ``bits`` when given,
+    else the input's. 16 bits go into PNG frames or a lossless FFV1 video (.mkv, .avi); other
+    video files (H.264) hold 8, so a 16-bit input falls back to 8 there and an explicit
+    ``bits=16`` is a one-line :class:`InputError`."""
+    from pathlib import Path
+
+    suffix = Path(out).suffix.lower()
+    deep = suffix not in VIDEO_EXTENSIONS or suffix in LOSSLESS_VIDEO
+    if bits is None:
+        return input_bits if deep else 8
+    if bits not in (8, 16):
+        raise InputError(f"bit depth must be 8 or 16, got {bits}")
+    if bits == 16 and not deep:
+        raise InputError(
+            f"'{out}' is an 8-bit video; --bits 16 needs a lossless .mkv / .avi or a folder"
+        )
+    return bits
 
 
 class _VideoWriter:
-    """Lossless FFV1 (.mkv / .avi) or high-quality H.264 (.mp4 / .mov, CRF 12) at the input
-    frame rate, written to a hidden temporary file beside ``out`` and published at the end; or
-    a folder of PNGs ``frame_NNNNNN.png``, staged in a hidden folder inside ``out`` and then
-    published file by file. Publishing replaces only those names, and only with ``overwrite``
-    (otherwise each is created exclusively); nothing else in ``out`` is touched. :meth:`abort`
-    removes the temporary file or staging folder (and ``out`` if this writer created it and it
-    is still empty)."""
+    """Lossless FFV1 (.mkv / .avi; 8 or 16 bits per sample) or high-quality 8-bit H.264
+    (.mp4 / .mov, CRF 12) at the input frame rate, written to a hidden temporary file beside
+    ``out`` and published at the end; or a folder of ``bits``-bit PNGs ``frame_NNNNNN.png``,
+    staged in a hidden folder inside ``out`` and then published file by file. Publishing
+    replaces only those names, and only with ``overwrite`` (otherwise each is created
+    exclusively); nothing else in ``out`` is touched. :meth:`abort` removes the temporary file
+    or staging folder (and ``out`` if this writer created it and it is still empty)."""
 
     def __init__(
-        self, out: str | os.PathLike, fps, width: int, height: int, overwrite: bool = False
+        self,
+        out: str | os.PathLike,
+        fps,
+        width: int,
+        height: int,
+        overwrite: bool = False,
+        bits: int = 8,
     ) -> None:
         import tempfile
         from pathlib import Path
 
         self.out = Path(out)
         self.overwrite = overwrite
+        self.bits = sequence_bits(out, bits)
         self.count = 0
         self.container = None
         self.made_out = False
@@ -341,26 +378,32 @@ class _VideoWriter:
     def _add_stream(self, fps, width: int, height: int) -> None:
         from fractions import Fraction
 
-        lossless = self.out.suffix.lower() in (".mkv", ".avi")
+        lossless = self.out.suffix.lower() in LOSSLESS_VIDEO
         rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
         self.stream = self.container.add_stream("ffv1" if lossless else "libx264", rate=rate)
         self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = "bgr0" if lossless else "yuv444p"
+        deep = "gbrp16le" if self.bits == 16 else "bgr0"
+        self.stream.pix_fmt = deep if lossless else "yuv444p"
         if not lossless:
             self.stream.options = {"crf": "12"}
 
     def write(self, image: torch.Tensor) -> None:
-        arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        """Add ``image`` ``(C, H, W)`` in [0, 1] as the next frame, at ``bits`` bits (grayscale
+        is written as RGB)."""
+        arr = image.clamp(0, 1).permute(1, 2, 0).numpy()
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
         if self.container is None:
             from burstkpn.data.images import write_image
 
-            write_image(os.path.join(self.tmp, FRAME_NAME.format(self.count)), arr / 255.0)
+            name = os.path.join(self.tmp, FRAME_NAME.format(self.count))
+            write_image(name, arr, bits=self.bits)
         else:
             import av
 
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+            top, dtype = (65535, np.uint16) if self.bits == 16 else (255, np.uint8)
+            q = np.ascontiguousarray(np.round(arr.astype(np.float64) * top).astype(dtype))
+            frame = av.VideoFrame.from_ndarray(q, format="rgb48le" if self.bits == 16 else "rgb24")
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
         self.count += 1
@@ -436,22 +479,30 @@ def denoise_video(
     *,
     noise: str | tuple[float, float] = "auto",
     align: str = "auto",
+    linear: bool = False,
     tile: int = 512,
+    bits: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict:
     """Denoise every frame of a video with a sliding window of the model's N frames around it
     (the frame itself, then its nearest neighbours in time; for clip models the ``2 tau + 1``
     frames centred on it, in temporal order); frames are decoded one by one and only the
-    window is kept in memory. The noise is estimated once, from the first window. ``out``: a
-    video file or a folder for ``frame_NNNNNN.png`` files; ``overwrite`` replaces those names
-    if they exist (nothing else), otherwise an existing one is an error."""
+    window is kept in memory. Each window goes through :func:`denoise_burst` with ``noise``,
+    ``align`` and ``linear`` (frames sRGB-encoded unless ``linear``); with ``noise="auto"``
+    the noise is measured once, on the first window, and that (per-channel) estimate is reused
+    for every other window. ``out``: a video file or a folder for ``frame_NNNNNN.png`` files,
+    written at ``bits`` bits (default: the stream's, 16 for more than 8 bits per sample; see
+    :func:`sequence_bits`); ``overwrite`` replaces those names if they exist (nothing else),
+    otherwise an existing one is an error."""
     check_tile(tile)
+    sequence_bits(out, bits)  # an impossible depth is refused before decoding anything
     if os.path.abspath(out) == os.path.abspath(path):
         raise InputError(f"output '{out}' is the input; choose another name")
     container, stream = _open_video(path)
     fps = stream.average_rate or 25
     total_hint = stream.frames or None
+    depth = sequence_bits(out, bits, video_bits(stream))
     container.close()
     return _denoise_sequence(
         iter_video(path),
@@ -465,6 +516,8 @@ def denoise_video(
         tile,
         progress,
         overwrite=overwrite,
+        linear=linear,
+        bits=depth,
     )
 
 
@@ -476,23 +529,31 @@ def denoise_frames(
     fps: float = 25.0,
     noise: str | tuple[float, float] = "auto",
     align: str = "auto",
+    linear: bool = False,
     tile: int = 512,
+    bits: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict:
     """:func:`denoise_video` for a video stored as image files (a folder of frames, sorted by
-    name): every frame is denoised with the window around it and written to ``out`` (a folder
-    of 8-bit PNGs, or a video file at ``fps``). Frames are read one at a time; their sizes are
-    compared from the headers first. An output folder that would mix with the inputs is
-    refused (:func:`check_sequence_output`)."""
+    name): every frame is denoised with the window around it (``noise``, ``align``,
+    ``linear`` as for :func:`denoise_burst`; measured noise reused) and written to ``out``: a
+    folder of PNGs, or a video file at ``fps``, at ``bits`` bits (default: 16 when the first
+    frame is 16-bit, e.g. 16-bit PNG / TIFF or camera raw, else 8; see
+    :func:`sequence_bits`). Frames are read one at a time; their sizes are compared from the
+    headers first. An output folder that would mix with the inputs is refused
+    (:func:`check_sequence_output`)."""
     check_tile(tile)
+    sequence_bits(out, bits)  # an impossible depth is refused before reading anything
     sources = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     refs = list_images(sources if len(sources) > 1 else sources[0])
     if len(refs) < 2:
         raise InputError(f"a video needs at least 2 frames, got {len(refs)} ({refs[0]})")
     check_sequence_output(out, sources, refs)
     check_frame_sizes(refs)
-    first = read_image(refs[0]).shape
+    head = read_image(refs[0])
+    first, depth = head.shape, sequence_bits(out, bits, 16 if head.dtype == np.uint16 else 8)
+    del head
 
     def frames():
         for ref in refs:
@@ -503,7 +564,19 @@ def denoise_frames(
 
     name = str(inputs) if not isinstance(inputs, (list, tuple)) else refs[0]
     return _denoise_sequence(
-        frames(), name, out, model, fps, len(refs), noise, align, tile, progress, overwrite
+        frames(),
+        name,
+        out,
+        model,
+        fps,
+        len(refs),
+        noise,
+        align,
+        tile,
+        progress,
+        overwrite=overwrite,
+        linear=linear,
+        bits=depth,
     )
 
 
@@ -542,8 +615,17 @@ def _denoise_sequence(
     align,
     tile,
     progress,
+    *,
     overwrite: bool = False,
+    linear: bool = False,
+    bits: int = 8,
 ) -> dict:
+    """Denoise each frame of ``frames`` (an iterator of ``(C, H, W)`` in [0, 1]) with the
+    window around it and write it to ``out`` at ``bits`` bits (:class:`_VideoWriter`). Burst
+    and clip models get :func:`denoise_burst` with ``noise`` (``"auto"``: measured on the first
+    window, the estimate reused after), ``align`` and ``linear``; single-image models get
+    :func:`~burstkpn.restoration.restore_image` with ``linear``. Returns the frame count, the
+    frame rate, the noise used last and the bit depth written."""
     from tqdm.auto import tqdm
 
     from burstkpn.restoration import is_single_image, is_video_model
@@ -564,9 +646,10 @@ def _denoise_sequence(
         if single:  # a single-image model (deform2d, dcn_lka): every frame on its own
             from burstkpn.restoration import restore_image
 
-            image = restore_image(have[t], model, tile=tile)
+            image = restore_image(have[t], model, linear=linear, tile=tile)
+            h, w = image.shape[-2:]
             if writer is None:
-                writer = _VideoWriter(out, fps, image.shape[-1], image.shape[-2], overwrite)
+                writer = _VideoWriter(out, fps, w, h, overwrite, bits)
             writer.write(image)
             bar.update(1)
             return
@@ -577,14 +660,21 @@ def _denoise_sequence(
         if len(set(idxs)) < 2:
             raise InputError(f"video '{name}' has a single frame; a burst needs at least 2")
         window = torch.stack([have[i] for i in idxs])
+        h, w = window.shape[-2:]
         res = denoise_burst(
-            window, model, noise=params or "auto", reference=ref, align=align, tile=tile
+            window,
+            model,
+            noise=params or "auto",
+            reference=ref,
+            align=align,
+            linear=linear,
+            tile=tile,
         )
         if params is None:  # measured on the first window, per channel, reused after
             params = res.noise_estimate or (res.sigma_r, res.sigma_s)
         used[:] = [res.sigma_r, res.sigma_s]
         if writer is None:
-            writer = _VideoWriter(out, fps, window.shape[-1], window.shape[-2], overwrite)
+            writer = _VideoWriter(out, fps, w, h, overwrite, bits)
         writer.write(res.image)
         bar.update(1)
 
@@ -611,4 +701,5 @@ def _denoise_sequence(
     finally:
         bar.close()
     writer.close()
-    return {"frames": seen, "fps": float(fps), "sigma_r": used[0], "sigma_s": used[1]}
+    sigma_r, sigma_s = used
+    return {"frames": seen, "fps": float(fps), "sigma_r": sigma_r, "sigma_s": sigma_s, "bits": bits}

@@ -60,7 +60,14 @@ def _worker(args: argparse.Namespace) -> dict:
     tune_allocator()
     torch.manual_seed(0)
     name, kw = model_spec(args.model)
-    model = prepare_model(create_model(name, args.size, **kw).eval(), "cpu", args.precision)
+    model = create_model(name, args.size, **kw).eval()
+    onnx = args.backend == "onnxruntime"
+    if onnx:  # float32 only; exported before the clock starts (cached)
+        from burstkpn.export import OnnxModel
+
+        model, args.precision = OnnxModel(model), "fp32"
+    else:
+        model = prepare_model(model, "cpu", args.precision)
     frames = getattr(model, "burst_frames", None) or burst_length(model, 8)
     burst = torch.rand(1, frames, 3, args.height, args.width)
     nmap = torch.full((1, 3, args.height, args.width), 0.05)
@@ -84,6 +91,7 @@ def _worker(args: argparse.Namespace) -> dict:
         "model": args.model,
         "size": args.size,
         "precision": resolve_precision(args.precision),
+        "backend": args.backend,
         "height": args.height,
         "width": args.width,
         "tile": args.tile,
@@ -103,8 +111,10 @@ def run_speed(
     repeat=3,
     tile=0,
     measure: bool = True,
+    backend: str = "torch",
 ) -> list[dict]:
-    """One row per model: parameters and GMAC/MP, and (``measure``) time and peak memory."""
+    """One row per model: parameters and GMAC/MP, and (``measure``) time and peak memory on
+    ``backend`` (``torch`` or ``onnxruntime``, float32)."""
     rows = []
     for spec in models:
         name, kw = model_spec(spec)
@@ -138,11 +148,13 @@ def run_speed(
             str(repeat),
             "--tile",
             str(tile),
+            "--backend",
+            backend,
         ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             tail = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
-            row = {"model": spec, "size": size, "error": tail}
+            row = {"model": spec, "size": size, "backend": backend, "error": tail}
         else:
             row = json.loads(res.stdout.strip().splitlines()[-1])
         row["params"] = count_parameters(model)
@@ -174,9 +186,11 @@ def format_table(rows: list[dict]) -> str:
             )
             continue
         tile = f", tiles {r['tile']}" if r.get("tile") else ""
+        backend = r.get("backend", "torch")
+        precision = r["precision"] + ("" if backend == "torch" else f" ({backend})")
         lines.append(
             f"| {r['model']} | {r['size']} | {r['params']:,} | {r['gmac_per_mp']:.0f} | "
-            f"{r['precision']} | {r.get('frames', 8)}x3x{r['height']}x{r['width']}{tile} | "
+            f"{precision} | {r.get('frames', 8)}x3x{r['height']}x{r['width']}{tile} | "
             f"{r['seconds']:.2f} | "
             f"{r['mp_per_s']:.3f} | {r['peak_rss_mb']:.0f} MB |"
         )
@@ -193,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--tile", type=int, default=0)
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"))
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(_worker(args)))
@@ -207,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.precision,
                 args.repeat,
                 args.tile,
+                backend=args.backend,
             )
         )
     )

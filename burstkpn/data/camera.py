@@ -179,6 +179,13 @@ def sample_camera_params(
 
 
 # --------------------------------------------------------------------------- pure stages
+# White balance, colour correction and the tone curve amplify raw noise about 3x (developed
+# level / raw level measured on the embedded photos): raw noise drawn from the independent-noise
+# ranges or levels is scaled by this (standard deviations) so that a camera burst "at Gain 2"
+# is developed to about the noise of an independent Gain 2 burst.
+RAW_NOISE_SCALE = 1 / 3
+
+
 def tone_curve(x: torch.Tensor) -> torch.Tensor:
     """Smoothstep ``3x^2 - 2x^3`` on [0, 1] (inputs clamped: outside it the cubic turns back)."""
     x = x.clamp(0, 1)

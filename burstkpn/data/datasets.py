@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from burstkpn.data.camera import (
     JPEG_QUALITY,
+    RAW_NOISE_SCALE,
     CameraParams,
     camera_noisy_linear,
     fit_noise_line,
@@ -133,7 +134,7 @@ class SyntheticBurstDataset(Dataset):
         exposure_range: tuple[float, float] | None = None,
         camera_fraction: float = 0.0,
         camera_jpeg: tuple[int, int] | None = JPEG_QUALITY,
-        camera_noise_scale: float = 1 / 3,
+        camera_noise_scale: float = RAW_NOISE_SCALE,
     ) -> None:
         if length < 1:
             raise InputError(f"dataset length must be positive, got {length}")

@@ -17,13 +17,15 @@ standard deviations of Gain 4 read noise) are counted in the manifest as ``clipp
 ``pipeline="camera"`` makes the noise of developed camera frames instead
 (:mod:`burstkpn.data.camera`): each image gets a camera (colour matrix, white balance,
 sharpening, JPEG quality) drawn from the set's seed and the image name, shared by its noise
-levels; each level's shot and read noise is added on the camera's raw mosaic and the frames are
-developed to 8-bit (JPEG) sRGB. ``noisy`` then holds the developed frames in linear light, and
-``sigma_r`` / ``sigma_s`` the noise line fitted to the burst
-(:func:`~burstkpn.data.camera.fit_noise_line`, pooled over channels), so the noise maps the
-reader makes are the oracle ones; the manifest entry keeps the level's raw noise, the fitted
-line per channel and the camera. Manifests record ``pipeline`` in their generator block (older
-ones, without it, are ``"independent"``).
+levels; each level's shot and read noise, scaled by ``RAW_NOISE_SCALE`` (1/3: development
+amplifies it about 3x, so "gain2" is developed to about the noise of an independent Gain 2
+burst), is added on the camera's raw mosaic and the frames are developed to 8-bit (JPEG) sRGB.
+``noisy`` then holds the developed frames in linear light, and ``sigma_r`` / ``sigma_s`` the
+noise line fitted to the random part of the reference's error (against the reference developed
+without noise; :func:`~burstkpn.data.camera.fit_noise_line`, pooled over channels), so the
+noise maps the reader makes are the oracle ones; the manifest entry keeps the raw noise, the
+fitted line per channel and the camera. Manifests record ``pipeline`` in their generator block
+(older ones, without it, are ``"independent"``).
 
 Reproducibility: every burst has its own generators, seeded from the set's seed and the image
 name (geometry: crop position and offsets, shared by all noise levels so that the Gain 1-4
@@ -48,6 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.data.camera import (
+    RAW_NOISE_SCALE,
     CameraParams,
     camera_noisy_linear,
     fit_noise_line,
@@ -138,14 +141,19 @@ def _camera_burst(
     ``channels=None``) is developed as a neutral colour scene and reduced to its luma."""
     gray = clean_burst.shape[-3] == 1
     rgb = clean_burst.expand(-1, 3, -1, -1) if gray else clean_burst
-    noisy = camera_noisy_linear(rgb, level.sigma_r, level.sigma_s, generator, camera)
+    raw_r, raw_s = level.sigma_r * RAW_NOISE_SCALE, level.sigma_s * RAW_NOISE_SCALE**2
+    noisy = camera_noisy_linear(rgb, raw_r, raw_s, generator, camera)
+    # the random part of the error: against the reference developed without noise (what the
+    # burst estimator measures and a burst can average away; not JPEG's loss of clean detail)
+    base = camera_noisy_linear(rgb[:1], 0.0, 0.0, generator, camera)
     if gray:
         noisy = torch.stack([match_channels(frame, 1) for frame in noisy])
-    fit = fit_noise_line(clean_burst, noisy)
+        base = torch.stack([match_channels(frame, 1) for frame in base])
+    fit = fit_noise_line(base, noisy[:1])
     stored = NoiseLevel(level.name, fit.sigma_r, fit.sigma_s, "fit_noise_line")
     extra = {
-        "raw_sigma_r": level.sigma_r,
-        "raw_sigma_s": level.sigma_s,
+        "raw_sigma_r": raw_r,
+        "raw_sigma_s": raw_s,
         "noise_line": {"a": fit.a.tolist(), "b": fit.b.tolist()},
         "camera": camera.to_dict(),
     }

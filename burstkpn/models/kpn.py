@@ -24,7 +24,7 @@ from torch import nn
 
 from burstkpn.errors import InputError
 from burstkpn.models.blocks import UNet, conv_block
-from burstkpn.ops.kernels import apply_kernels, fuse_multisize_kernels
+from burstkpn.ops.kernels import apply_kernels
 
 # Published widths (encoder 64-128-256-512-512, 3 convs per block, as KPN / AME-KPN), a slimmer
 # one that trains on 2 CPU cores, and a tiny one for tests.
@@ -156,10 +156,18 @@ class KernelPredictionNet(nn.Module):
 
     def _fuse_matrix(self, like: torch.Tensor) -> torch.Tensor:
         """``(T, Kmax^2)`` 0/1 matrix taking the taps of every kernel size to their centred
-        places in one ``Kmax x Kmax`` kernel (:func:`fuse_multisize_kernels` of the identity)."""
-        eye = torch.eye(self.taps, dtype=like.dtype, device=like.device)[None, :, :, None, None]
-        parts = torch.split(eye, [k * k for k in self.kernel_sizes], dim=2)
-        return fuse_multisize_kernels(list(parts), self.kernel_sizes)[0, :, :, 0, 0]
+        places in one ``Kmax x Kmax`` kernel (:func:`fuse_multisize_kernels` of the identity):
+        tap ``(i, j)`` of size ``s`` goes to ``(i + o, j + o)``, ``o = (Kmax - s) // 2``. Built
+        as one-hot rows, without in-place writes, so ONNX tracing records it correctly."""
+        kmax = max(self.kernel_sizes)
+        places = [
+            (i + (kmax - s) // 2) * kmax + j + (kmax - s) // 2
+            for s in self.kernel_sizes
+            for i in range(s)
+            for j in range(s)
+        ]
+        index = torch.tensor(places, device=like.device)
+        return F.one_hot(index, kmax * kmax).to(like.dtype)
 
     def _predict_kernels(self, feat: torch.Tensor) -> torch.Tensor:
         """Kernels K of eq. (2), ``(B*C, N * Kmax^2, Hp, Wp)``. For several kernel sizes (MKPN)

@@ -99,16 +99,58 @@ def tiled_forward(
     m = _multiple(model)
     hp, wp = h + (-h) % m, w + (-w) % m
     tile = max(hp, wp) if tile == 0 else max(m, math.ceil(tile / m) * m)
+    margin = getattr(model, "tile_margin", None) if margin is None else margin
     r = receptive_radius(model) if margin is None else margin
     margin = math.ceil(r / m) * m
     tiles = [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
-    attention = [mod for mod in model.modules() if isinstance(mod, ChannelAttention)]
+    attention = _attention_modules(model)
     # one tile sees the whole image, so its own pooling is already the global one
     passes = attention if exact_attention and len(tiles) > 1 else []
     total = len(planes) * len(tiles) * (len(passes) + 1)
     with tqdm(total=total, desc="denoise", unit="tile", disable=not progress, leave=False) as bar:
         outs = [_tiled_plane(model, pb, pn, m, tiles, passes, attention, bar) for pb, pn in planes]
     return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+def _attention_modules(model) -> list:
+    """The channel-attention modules in execution order, or a model's own
+    ``attention_slots`` (objects with ``global_stats``: the onnxruntime backend)."""
+    slots = getattr(model, "attention_slots", None)
+    if slots is not None:
+        return list(slots)
+    return [mod for mod in model.modules() if isinstance(mod, ChannelAttention)]
+
+
+def _hooked_core_stats(model, module, inputs, ys, xs) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Sum, max and pixel count over the tile's core region of ``module``'s input, read by a
+    pre-hook that stops the forward pass there."""
+    found = []
+
+    def grab(_mod, args):
+        x = args[0].float()
+        s = (ys[1] - ys[0]) // x.shape[-2]  # this block's stride
+        core = x[
+            ...,
+            (ys[2] - ys[0]) // s : (ys[3] - ys[0]) // s,
+            (xs[2] - xs[0]) // s : (xs[3] - xs[0]) // s,
+        ]
+        found.append(
+            (
+                core.sum((2, 3), keepdim=True),
+                core.amax((2, 3), keepdim=True),
+                core.shape[-2] * core.shape[-1],
+            )
+        )
+        raise _Stop
+
+    handle = module.register_forward_pre_hook(grab)
+    try:
+        model(*inputs)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return found[0]
 
 
 def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> torch.Tensor:
@@ -119,40 +161,29 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
     burst_p = pad_to_multiple(burst.reshape(b, n * c, h, w), m).reshape(b, n, c, hp, wp)
     nmap_p = None if noise_map is None else pad_to_multiple(noise_map, m)
 
-    def run(ys, xs):
+    def window(ys, xs):
         y0, y1, _, _ = ys
         x0, x1, _, _ = xs
         nm = None if nmap_p is None else nmap_p[..., y0:y1, x0:x1]
-        return model(burst_p[..., y0:y1, x0:x1], nm).image
+        return burst_p[..., y0:y1, x0:x1], nm
 
+    def run(ys, xs):
+        return model(*window(ys, xs)).image
+
+    # a model that reports the statistics itself (the onnxruntime backend's graph does)
+    reported = getattr(model, "attention_core_stats", None)
     try:
-        for module in passes:
+        for k, module in enumerate(passes):
             total, count, peak = None, 0, None
             for ys, xs in tiles:
-
-                def grab(_mod, args, ys=ys, xs=xs):
-                    nonlocal total, count, peak
-                    x = args[0].float()
-                    s = (ys[1] - ys[0]) // x.shape[-2]  # this block's stride
-                    core = x[
-                        ...,
-                        (ys[2] - ys[0]) // s : (ys[3] - ys[0]) // s,
-                        (xs[2] - xs[0]) // s : (xs[3] - xs[0]) // s,
-                    ]
-                    part = core.sum((2, 3), keepdim=True)
-                    pmax = core.amax((2, 3), keepdim=True)
-                    total = part if total is None else total + part
-                    peak = pmax if peak is None else torch.maximum(peak, pmax)
-                    count += core.shape[-2] * core.shape[-1]
-                    raise _Stop
-
-                handle = module.register_forward_pre_hook(grab)
-                try:
-                    run(ys, xs)
-                except _Stop:
-                    pass
-                finally:
-                    handle.remove()
+                if reported is not None:
+                    core = (ys[2] - ys[0], ys[3] - ys[0], xs[2] - xs[0], xs[3] - xs[0])
+                    part, pmax, pixels = reported(k, *window(ys, xs), core)
+                else:
+                    part, pmax, pixels = _hooked_core_stats(model, module, window(ys, xs), ys, xs)
+                total = part if total is None else total + part
+                peak = pmax if peak is None else torch.maximum(peak, pmax)
+                count += pixels
                 bar.update(1)
             module.global_stats = (total / count, peak)
         out = burst.new_zeros((b, c, hp, wp), dtype=torch.float32)

@@ -93,6 +93,19 @@ def _pad_frames(frames: torch.Tensor, r: int) -> torch.Tensor:
     return padded.view(b, n, c, h + 2 * r, w + 2 * r)
 
 
+def _apply_taps(padded: torch.Tensor, kernels: torch.Tensor, k: int) -> torch.Tensor:
+    """The forward sum of eq. (4)'s ``X_i ⊛ K_i`` on frames padded by ``K // 2``: one in-place
+    multiply-add per tap on a shifted view (see the module docstring for the layout)."""
+    shared = kernels.ndim == 5
+    h, w = kernels.shape[-2:]
+    out = padded.new_zeros(padded.shape[:3] + (h, w))
+    for t in range(k * k):
+        i, j = divmod(t, k)
+        tap = kernels[:, :, None, t] if shared else kernels[:, :, :, t]
+        out.addcmul_(padded[..., i : i + h, j : j + w], tap)
+    return out
+
+
 class _KernelApplyFunction(torch.autograd.Function):
     """Tap-by-tap kernel application on already padded frames (ame_kpn.md eq. (4)).
 
@@ -103,13 +116,7 @@ class _KernelApplyFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, padded: torch.Tensor, kernels: torch.Tensor, k: int) -> torch.Tensor:
-        shared = kernels.ndim == 5
-        h, w = kernels.shape[-2:]
-        out = padded.new_zeros(padded.shape[:3] + (h, w))
-        for t in range(k * k):
-            i, j = divmod(t, k)
-            tap = kernels[:, :, None, t] if shared else kernels[:, :, :, t]
-            out.addcmul_(padded[..., i : i + h, j : j + w], tap)
+        out = _apply_taps(padded, kernels, k)
         ctx.save_for_backward(padded, kernels)
         ctx.k = k
         return out
@@ -171,7 +178,10 @@ def apply_kernels(
     dtype = _compute_dtype(frames, kernels)
     frames = frames.to(dtype)
     kernels = kernels.to(dtype)
-    return _KernelApplyFunction.apply(_pad_frames(frames, k // 2), kernels, k)
+    padded = _pad_frames(frames, k // 2)
+    if torch.jit.is_tracing():  # ONNX export: the tracer cannot inline the autograd Function,
+        return _apply_taps(padded, kernels, k)  # so it records the same loop directly
+    return _KernelApplyFunction.apply(padded, kernels, k)
 
 
 def fuse_multisize_kernels(

@@ -133,3 +133,32 @@ def test_denoise_auto_uses_the_burst_estimate():
     assert res2.noise_source == "image"
     res3 = denoise_burst(frames, model, noise="gain1", tile=0, precision="fp32")
     assert res3.noise_source == "given"
+
+
+@pytest.mark.parametrize(
+    ("raw", "jpeg"), [((1e-3, 1e-4), None), ((5e-3, 1e-3), None), ((5e-3, 1e-3), 90)]
+)
+def test_camera_pipeline_noise_within_ten_percent(raw, jpeg):
+    """Spatially and cross-channel correlated noise (demosaicking, colour correction, tone
+    curve, sharpening, optionally JPEG): the truth is the random part of the reference's
+    error, its difference from the reference developed without noise."""
+    from burstkpn.data import camera
+
+    clean = _clean_burst("coffee", seed=2)
+    g = torch.Generator().manual_seed(6)
+    params = camera.sample_camera_params(g)
+    params = camera.CameraParams(**{**params.__dict__, "jpeg_quality": jpeg})
+    noisy = camera.camera_noisy_linear(clean, *raw, g, params)
+    base = camera.camera_noisy_linear(clean[:1], 0.0, 0.0, g, params)[0]
+    keep = (clean[0] > 0.02) & (clean[0] < 0.9)
+    truth = float((noisy[0] - base)[keep].square().mean().sqrt())
+    est = estimate_burst_noise(noisy)
+    y = clean[0].clamp_min(0)
+    got = float(np.sqrt(np.mean([est.variance(y[c][keep[c]].numpy(), c).mean() for c in range(3)])))
+    assert abs(got / truth - 1) < 0.1, (got, truth)
+    # the single-image estimator, which assumes white noise, is far off on such noise
+    from burstkpn.data.estimate import estimate_or_floor
+
+    sr, ss = estimate_or_floor(noisy)
+    single = float((sr * sr + ss * y[keep]).mean().sqrt())
+    assert abs(single / truth - 1) > 0.2

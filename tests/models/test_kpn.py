@@ -158,6 +158,18 @@ def test_mkpn_fused_head_equals_predicting_each_size_then_fusing():
     assert torch.allclose(grad_fast, model.kr_head.weight.grad, atol=1e-10)
 
 
+def test_mkpn_fuse_matrix_is_fuse_multisize_kernels_of_the_identity():
+    """The one-hot fusion matrix (built without in-place writes, for ONNX export) places every
+    tap exactly where fuse_multisize_kernels does."""
+    from burstkpn.ops.kernels import fuse_multisize_kernels
+
+    model = create_model("mkpn", "tiny", num_frames=2)
+    eye = torch.eye(model.taps)[None, :, :, None, None]
+    parts = torch.split(eye, [k * k for k in model.kernel_sizes], dim=2)
+    reference = fuse_multisize_kernels(list(parts), model.kernel_sizes)[0, :, :, 0, 0]
+    assert torch.equal(model._fuse_matrix(eye), reference)
+
+
 @pytest.mark.parametrize("name", ["kpn", "mkpn", "ame_kpn"])
 def test_unit_kernels_sum_to_one_and_keep_a_flat_burst(name):
     """``unit_kernels``: every frame's kernel sums to one whatever the head predicts, so the

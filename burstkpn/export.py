@@ -1,0 +1,463 @@
+"""ONNX export of the kernel-prediction burst models (KPN, MKPN, AME-KPN) and an onnxruntime
+backend with the call interface of the torch models.
+
+The exported graph is the network of :class:`~burstkpn.models.kpn.KernelPredictionNet` in
+float32: the burst and the noise map go in (eq. 1), the merged image of eq. (4) comes out.
+Batch, colour channels, height and width are dynamic; the burst length is fixed. Height and
+width must be multiples of the U-Net's pooling multiple (``multiple`` in the metadata; the
+torch model pads by reflection itself, the graph leaves that to its caller, as
+:class:`OnnxModel` does). Everything needed to run the file alone is in its ``metadata_props``
+(see :func:`onnx_traits`).
+
+CBAM channel attention (ame_kpn.md eq. 5) pools over the whole feature map, which a tile does
+not see. For exact tiled inference (:func:`burstkpn.models.tiling.tiled_forward`) the graph of a
+model with channel attention has optional inputs, defaulting to the plain forward pass:
+
+* ``attention_given`` (int64 scalar, default 0): the first ``attention_given`` attention
+  modules use the pooled statistics fed in ``attentionK`` ``(2, B*C, ch, 1, 1)`` (mean; max)
+  instead of their own;
+* ``core`` (int64 ``[y0, y1, x0, x1]`` in input pixels, default everything): the region whose
+  sum and max of every attention module's input come out as ``attentionK_stats``
+  ``(2, B*C, ch, 1, 1)``.
+
+``torch.where`` picks the given or the own statistics, so with the defaults the graph computes
+exactly what the torch model does.
+
+Exporter: the TorchScript-based one (``torch.onnx.export(..., dynamo=False)``). It needs only
+``onnx``; the torch.export-based exporter needs ``onnxscript`` as well and would specialise the
+shape-dependent branches of the model (padding modes) through guards. The tracer cannot see
+through the kernel application's autograd Function, so :func:`burstkpn.ops.kernels.apply_kernels`
+records the same tap loop directly while tracing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import nn
+
+from burstkpn.errors import InputError
+from burstkpn.models.blocks import ChannelAttention
+from burstkpn.models.kpn import DenoiseOutput, KernelPredictionNet, pad_to_multiple
+
+FORMAT = "burstkpn-onnx"
+FORMAT_VERSION = 1  # part of the cache key: bump when the graph's interface changes
+INSTALL_HINT = "pip install 'burstkpn[export]'"
+OPSETS = range(13, 21)  # what the TorchScript exporter writes for these models
+DEFAULT_OPSET = 17
+_WHOLE = 2**62  # the default core region: everything
+
+
+def require(module: str) -> ModuleType:
+    """``onnx`` or ``onnxruntime``, or a one-line :class:`InputError` saying how to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"ONNX export and inference need {module}: {INSTALL_HINT}") from None
+
+
+def check_exportable(model: nn.Module) -> KernelPredictionNet:
+    """The model itself when it is a kernel-prediction burst model; else a one-line error."""
+    model = getattr(model, "module", model)  # DDP / wrappers
+    if not isinstance(model, KernelPredictionNet):
+        name = getattr(model, "config", {}).get("name", type(model).__name__)
+        raise InputError(
+            f"ONNX export covers the kernel-prediction burst models (kpn, mkpn, ame_kpn), "
+            f"not '{name}'"
+        )
+    return model
+
+
+def attention_modules(model: KernelPredictionNet) -> list[ChannelAttention]:
+    """The channel-attention modules in execution order (decoder blocks, deepest first)."""
+    return [m for m in model.modules() if isinstance(m, ChannelAttention)]
+
+
+def attention_strides(model: KernelPredictionNet) -> list[int]:
+    """The input-pixel stride of every channel-attention module's feature map: decoder block
+    ``j`` works at level ``levels - 2 - j`` of the U-Net, stride ``2 ** level``."""
+    levels = len(model.backbone.encoder)
+    return [
+        2 ** (levels - 2 - j)
+        for j, block in enumerate(model.backbone.decoder)
+        if isinstance(block.ca, ChannelAttention)
+    ]
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """A digest of the model's recipe and weights (the ONNX cache key)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(getattr(model, "config", {}), sort_keys=True).encode())
+    for key, value in sorted(model.state_dict().items()):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def onnx_traits(model: KernelPredictionNet, frames: int, source: str, opset: int) -> dict:
+    """The ``metadata_props`` of an exported file: what a caller needs to run it alone."""
+    from burstkpn import __version__
+    from burstkpn.models.tiling import receptive_radius
+
+    config = getattr(model, "config", {}) or {}
+    modules = attention_modules(model)
+    return {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "architecture": config.get("name", "kernel_prediction_net"),
+        "kwargs": json.dumps(config.get("kwargs", {}), sort_keys=True),
+        "source": source,
+        "weights_sha256": weights_sha256(model),
+        "num_frames": str(model.num_frames),
+        "input_frames": str(frames),
+        # colour planes go through the network as separate batch items (ame_kpn.md)
+        "channels": "any (each colour plane is denoised on its own)",
+        "blind": json.dumps(model.blind),
+        "multiple": str(model.backbone.multiple),
+        "min_size": str(max(model.backbone.multiple, max(model.kernel_sizes) // 2 + 1)),
+        "tile_margin": str(receptive_radius(model)),
+        "attention_channels": json.dumps([m.fc2.out_channels for m in modules]),
+        "attention_strides": json.dumps(attention_strides(model)),
+        "inputs": "burst (B, N, C, H, W) float32"
+        + ("" if model.blind else ", noise_map (B, C, H, W) float32")
+        + "; H, W multiples of 'multiple' (reflect-pad, then crop the output)",
+        "outputs": "image (B, C, H, W) float32, linear like the input",
+        "opset": str(opset),
+        "burstkpn_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+class _Graph(nn.Module):
+    """What is traced: ``(burst, [noise_map], [core, attention_given, attention0, ...]) ->
+    (image, [attention0_stats, ...])`` around a float32 copy of the model."""
+
+    def __init__(self, model: KernelPredictionNet) -> None:
+        super().__init__()
+        self.model = model
+        self.attention = attention_modules(model)
+        self.strides = attention_strides(model)
+
+    def forward(self, burst: torch.Tensor, *extra: torch.Tensor):
+        noise_map = None if self.model.blind else extra[0]
+        extra = extra[0 if self.model.blind else 1 :]
+        if not self.attention:
+            return self.model(burst, noise_map).image
+        core, given, *fed = extra
+        stats: list[torch.Tensor] = []
+        handles = [
+            module.register_forward_pre_hook(partial(self._pick, k, core, given, fed[k], stats))
+            for k, module in enumerate(self.attention)
+        ]
+        try:
+            image = self.model(burst, noise_map).image
+        finally:
+            for handle in handles:
+                handle.remove()
+            for module in self.attention:
+                module.global_stats = None
+        return (image, *stats)
+
+    def _pick(self, k, core, given, fed, stats, module, args) -> None:
+        """Pre-hook of attention module ``k``: its pooled statistics (eq. 5) are the fed ones
+        when ``k < given``, else its own (as computed in ``channel_attention``); and the sum
+        and max of its input over the core region go out."""
+        x = args[0]
+        use = given > k
+        module.global_stats = (
+            torch.where(use, fed[0], x.mean((2, 3), keepdim=True)),
+            torch.where(use, fed[1], x.amax((2, 3), keepdim=True)),
+        )
+        box = torch.div(core, self.strides[k], rounding_mode="floor")
+        rows = torch.arange(x.shape[-2], device=x.device)
+        cols = torch.arange(x.shape[-1], device=x.device)
+        inside = ((rows >= box[0]) & (rows < box[1]))[:, None] & (
+            (cols >= box[2]) & (cols < box[3])
+        )[None, :]
+        total = torch.where(inside, x, 0.0).sum((2, 3), keepdim=True)
+        peak = torch.where(inside, x, -math.inf).amax((2, 3), keepdim=True)
+        stats.append(torch.stack([total, peak]))
+
+
+def _trace_size(multiple: int) -> int:
+    return 64 if 64 % multiple == 0 else 4 * multiple
+
+
+def onnx_bytes(
+    model: nn.Module, *, opset: int = DEFAULT_OPSET, frames: int | None = None, source: str = ""
+) -> bytes:
+    """The checked ONNX file of ``model`` (see the module docstring), as bytes."""
+    onnx = require("onnx")
+    from onnx import numpy_helper
+
+    model = check_exportable(model)
+    if opset not in OPSETS:
+        raise InputError(f"--opset must be {OPSETS.start}..{OPSETS.stop - 1}, got {opset}")
+    frames = model.num_frames if frames is None else frames
+    if frames < 1 or (model.num_frames > 1 and frames != model.num_frames):
+        raise InputError(f"this model takes bursts of {model.num_frames} frames, not {frames}")
+    net = copy.deepcopy(model).float().cpu().eval().to(memory_format=torch.contiguous_format)
+    graph = _Graph(net)
+    size = _trace_size(net.backbone.multiple)
+    seeded = torch.Generator().manual_seed(0)  # leave the caller's random state alone
+    args = [torch.rand(1, frames, 1, size, size, generator=seeded)]
+    names = ["burst"]
+    axes = {"burst": {0: "batch", 2: "channels", 3: "height", 4: "width"}}
+    if not net.blind:
+        args.append(torch.full((1, 1, size, size), 0.05))
+        names.append("noise_map")
+        axes["noise_map"] = {0: "batch", 1: "channels", 2: "height", 3: "width"}
+    outputs = ["image"]
+    axes["image"] = {0: "batch", 1: "channels", 2: "height", 3: "width"}
+    defaults: dict[str, np.ndarray] = {}
+    if graph.attention:
+        defaults["core"] = np.array([0, _WHOLE, 0, _WHOLE], dtype=np.int64)
+        defaults["attention_given"] = np.array(0, dtype=np.int64)
+        for k, module in enumerate(graph.attention):
+            defaults[f"attention{k}"] = np.zeros((2, 1, module.fc2.out_channels, 1, 1), np.float32)
+            axes[f"attention{k}"] = {1: "planes"}
+            axes[f"attention{k}_stats"] = {1: "planes"}
+            outputs.append(f"attention{k}_stats")
+        args += [torch.from_numpy(v) for v in defaults.values()]
+        names += list(defaults)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the tracer's warnings concern shape checks, not the graph
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            tuple(args),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    # the optional inputs get their defaults as initializers of the same name (ONNX IR >= 4)
+    proto.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in defaults.items())
+    onnx.helper.set_model_props(proto, onnx_traits(net, frames, source, opset))
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        reason = str(exc).splitlines()[0]
+        raise InputError(f"the exported ONNX graph does not check: {reason}") from None
+    return proto.SerializeToString()
+
+
+def export_onnx(
+    model_or_name: nn.Module | str,
+    path: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    frames: int | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Export a model (or shipped weights by name, or a ``.safetensors`` checkpoint) to an
+    ONNX file, written atomically and checked with ``onnx.checker``; returns the path.
+    ``frames``: the burst length the graph takes (default the model's); ``overwrite=False``
+    refuses an existing file."""
+    from burstkpn.data.files import atomic_write_bytes
+
+    source = ""
+    if isinstance(model_or_name, str):
+        from burstkpn.models.factory import load_model_arg
+
+        source, model_or_name = model_or_name, load_model_arg(model_or_name)
+    data = onnx_bytes(model_or_name, opset=opset, frames=frames, source=source)
+    path = Path(path)
+    atomic_write_bytes(path, data, overwrite=overwrite)
+    return path
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/burstkpn/onnx`` (default ``~/.cache/burstkpn/onnx``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "burstkpn" / "onnx"
+
+
+def cached_export(model: nn.Module, opset: int = DEFAULT_OPSET) -> Path:
+    """The ONNX file of ``model`` from the cache, exported on the first call. Keyed by the
+    weights' digest, the exporter's format and the torch version; a temporary folder serves
+    when the cache cannot be written."""
+    from burstkpn import __version__
+    from burstkpn.data.files import atomic_write_bytes
+
+    net = check_exportable(model)
+    key = hashlib.sha256(
+        f"{weights_sha256(net)}:{FORMAT_VERSION}:{opset}:{__version__}:{torch.__version__}".encode()
+    ).hexdigest()[:16]
+    name = getattr(net, "config", {}).get("name", "model")
+    for folder in (
+        cache_dir(),
+        Path(tempfile.gettempdir()) / f"burstkpn-onnx-{getattr(os, 'getuid', int)()}",
+    ):
+        path = folder / f"{name}-{key}.onnx"
+        if path.is_file():
+            return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, onnx_bytes(net, opset=opset, source="in-memory model"))
+            return path
+        except OSError:
+            continue
+    raise InputError(f"cannot write the ONNX export of '{name}' to {cache_dir()} or a temp dir")
+
+
+@dataclass
+class AttentionSlot:
+    """Stands for one channel-attention module of an exported graph: tiled inference stores
+    the whole image's pooled ``(mean, max)`` here, as on :class:`ChannelAttention`."""
+
+    channels: int
+    stride: int
+    global_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict:
+    """The ``metadata_props`` of a file written by :func:`export_onnx` (one-line errors for
+    other files)."""
+    path = Path(path)
+    return _traits(_session(path, 1), path)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _session(path: Path, threads: int):
+    """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads."""
+    ort = require("onnxruntime")
+    if not path.is_file():
+        raise InputError(f"no such ONNX file: '{path}'")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # not the notes on the overridable initializers
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own error types
+        raise InputError(f"cannot load '{path}' with onnxruntime: {_first_line(exc)}") from None
+
+
+def _traits(session, path: Path) -> dict:
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    if meta.get("format") != FORMAT:
+        raise InputError(f"'{path}' is an ONNX file but not one exported by burstkpn")
+    return meta
+
+
+class OnnxModel(nn.Module):
+    """An exported burst model run by onnxruntime on the CPU, in float32, with the call
+    interface of the torch model: ``model(burst, noise_map).image``. Carries what
+    :func:`~burstkpn.denoising.denoise_burst` and :func:`~burstkpn.models.tiling.tiled_forward`
+    read (``num_frames``, ``multiple``, ``tile_margin``, ``blind``, ``independent_channels``,
+    channel-attention slots), so both use it unchanged.
+
+    ``source``: an ONNX file from :func:`export_onnx`, or a torch model (exported on the fly to
+    :func:`cache_dir`). ``threads``: intra-op threads (default: the cores of this process's
+    affinity mask)."""
+
+    independent_channels = True
+
+    def __init__(self, source: str | os.PathLike | nn.Module, *, threads: int | None = None):
+        super().__init__()
+        from burstkpn.runtime import cpu_count
+
+        require("onnxruntime")
+        path = cached_export(source) if isinstance(source, nn.Module) else Path(source)
+        self.session = _session(path, threads or cpu_count())
+        self.path = path
+        self.traits = _traits(self.session, path)
+        self.name = self.traits["architecture"]
+        self.num_frames = int(self.traits["num_frames"])
+        self.input_frames = int(self.traits["input_frames"])
+        self.multiple = int(self.traits["multiple"])
+        self.min_size = int(self.traits["min_size"])
+        self.tile_margin = int(self.traits["tile_margin"])
+        self.blind = json.loads(self.traits["blind"])
+        self.attention_slots = [
+            AttentionSlot(c, s)
+            for c, s in zip(
+                json.loads(self.traits["attention_channels"]),
+                json.loads(self.traits["attention_strides"]),
+                strict=True,
+            )
+        ]
+
+    def extra_repr(self) -> str:
+        return f"'{self.path}' ({self.name}, {self.num_frames} frames, onnxruntime)"
+
+    def _feeds(self, burst: torch.Tensor, noise_map: torch.Tensor | None) -> dict:
+        """The graph's inputs for ``burst`` padded to the multiple (as the model pads)."""
+        b, n, c, h, w = burst.shape
+        if self.num_frames == 1 and n > self.input_frames:
+            burst, n = burst[:, : self.input_frames], self.input_frames
+        if n != self.input_frames:
+            raise InputError(f"this model takes bursts of {self.input_frames} frames, got {n}")
+        burst = pad_to_multiple(burst.reshape(b, n * c, h, w), self.multiple)
+        hp, wp = burst.shape[-2:]
+        if min(hp, wp) < self.min_size:
+            raise InputError(f"the exported model needs images of at least {self.min_size} px")
+        feeds = {"burst": _array(burst.reshape(b, n, c, hp, wp))}
+        if not self.blind:
+            if noise_map is None or noise_map.shape != (b, c, h, w):
+                got = None if noise_map is None else tuple(noise_map.shape)
+                raise InputError(f"this model needs a noise map of shape {(b, c, h, w)}, got {got}")
+            feeds["noise_map"] = _array(pad_to_multiple(noise_map, self.multiple))
+        given = 0
+        for slot in self.attention_slots:
+            if slot.global_stats is None:
+                break
+            feeds[f"attention{given}"] = _array(torch.stack(slot.global_stats))
+            given += 1
+        if self.attention_slots:
+            feeds["attention_given"] = np.array(given, dtype=np.int64)
+        return feeds
+
+    def forward(self, burst: torch.Tensor, noise_map: torch.Tensor | None = None) -> DenoiseOutput:
+        h, w = burst.shape[-2:]
+        image = self.session.run(["image"], self._feeds(burst, noise_map))[0]
+        return DenoiseOutput(torch.from_numpy(image)[..., :h, :w])
+
+    def attention_core_stats(
+        self,
+        k: int,
+        burst: torch.Tensor,
+        noise_map: torch.Tensor | None,
+        core: tuple[int, int, int, int],
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Sum, max and pixel count of attention module ``k``'s input over ``core`` (``y0, y1,
+        x0, x1`` in the tile's input pixels), the earlier modules using their ``global_stats``:
+        one pass of exact tiled inference (:func:`~burstkpn.models.tiling.tiled_forward`)."""
+        if any(slot.global_stats is None for slot in self.attention_slots[:k]):
+            raise ValueError(f"attention statistics before module {k} are not set")
+        feeds = self._feeds(burst, noise_map)
+        feeds["attention_given"] = np.array(k, dtype=np.int64)
+        for j in range(k, len(self.attention_slots)):
+            feeds.pop(f"attention{j}", None)
+        feeds["core"] = np.array(core, dtype=np.int64)
+        stats = torch.from_numpy(self.session.run([f"attention{k}_stats"], feeds)[0])
+        s = self.attention_slots[k].stride
+        pixels = (core[1] // s - core[0] // s) * (core[3] // s - core[2] // s)
+        return stats[0], stats[1], pixels
+
+
+def _array(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().float().numpy())
