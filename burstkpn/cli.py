@@ -8,6 +8,7 @@ bar for long work, writes outputs atomically and never writes over an input or, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -669,11 +670,18 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         denoise_burst,
         load_frames,
     )
+    from burstkpn.profiling import stage
     from burstkpn.restoration import is_single_image
 
     out = Path(args.output)
     check_tile(args.tile)
     _check_backend(args, out)
+    if args.profile is not None and (
+        out.suffix.lower() in VIDEO_EXTENSIONS
+        or not out.suffix
+        or (len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS)
+    ):
+        raise InputError("--profile times a burst denoised into one image, not a video")
     if args.model is None:
         args.model = default_denoise_model(args.inputs, linear=args.linear)
     if len(args.inputs) == 1 and Path(args.inputs[0]).suffix.lower() in VIDEO_EXTENSIONS:
@@ -691,23 +699,28 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         model = OnnxModel(model)
     if is_single_image(model):
         return _restore_one(args, "denoise", inputs, model, out)
-    frames, bits = load_frames(inputs)
-    noise = args.noise
-    t0 = time.perf_counter()
-    result = denoise_burst(
-        frames,
-        model,
-        noise=noise,
-        reference=args.reference,
-        align=args.align,
-        linear=args.linear,
-        tile=args.tile,
-        precision="fp32" if args.backend == "onnxruntime" else "auto",
-        progress=not args.quiet,
-    )
-    jpeg = out.suffix.lower() in (".jpg", ".jpeg")
-    bits = args.bits or (16 if bits == 16 and not jpeg else 8)
-    write_image(out, result.image.permute(1, 2, 0).numpy(), bits=bits, overwrite=args.force)
+    with _profiled(args.profile) as prof:
+        with stage("reading and decoding"):
+            frames, bits = load_frames(inputs)
+        t0 = time.perf_counter()
+        result = denoise_burst(
+            frames,
+            model,
+            noise=args.noise,
+            reference=args.reference,
+            align=args.align,
+            linear=args.linear,
+            tile=args.tile,
+            precision="fp32" if args.backend == "onnxruntime" else "auto",
+            progress=not args.quiet and args.profile is None,
+        )
+        jpeg = out.suffix.lower() in (".jpg", ".jpeg")
+        bits = args.bits or (16 if bits == 16 and not jpeg else 8)
+        with stage("writing"):
+            image = result.image.permute(1, 2, 0).numpy()
+            write_image(out, image, bits=bits, overwrite=args.force)
+    if prof is not None:
+        _report_profile(prof, args, frames.shape)
     moved = float(abs(result.shifts).max()) if result.shifts.size else 0.0
     aligned = f"aligned, max shift {moved:.1f} px" if moved else "no alignment"
     print(
@@ -716,6 +729,43 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         f"sigma_s={result.sigma_s:.4g}; {aligned}) -> {out}"
     )
     return 0
+
+
+@contextlib.contextmanager
+def _profiled(target: str | None):
+    """``--profile``: a :class:`~burstkpn.profiling.Profile` active for the block (else
+    ``None``)."""
+    if target is None:
+        yield None
+        return
+    from burstkpn.profiling import profiling
+
+    with profiling() as prof:
+        yield prof
+
+
+def _report_profile(prof, args: argparse.Namespace, shape) -> None:
+    """Print the stage table; ``--profile FILE.json`` also writes it there."""
+    import torch
+
+    n, c, h, w = shape
+    print(
+        f"profile: {n} frames of {w}x{h}x{c}, tile {args.tile}, torch threads "
+        f"{torch.get_num_threads()}"
+    )
+    print(prof.table())
+    if args.profile != "-":
+        prof.write_json(
+            args.profile,
+            frames=n,
+            height=h,
+            width=w,
+            channels=c,
+            tile=args.tile,
+            model=str(args.model),
+            torch_threads=torch.get_num_threads(),
+        )
+        print(f"profile written to {args.profile}")
 
 
 _NOISE_SOURCE = {
@@ -1101,6 +1151,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--profile",
+        nargs="?",
+        const="-",
+        metavar="FILE.json",
+        help="a burst to one image: print the time and memory of every stage (and write them "
+        "to FILE.json)",
+    )
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("deblur", help="deblur one photo with a single-image model (dcn_lka)")

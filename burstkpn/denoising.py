@@ -43,6 +43,7 @@ from burstkpn.data.images import (
 )
 from burstkpn.data.noise import estimate_noise_map, parse_noise
 from burstkpn.errors import InputError
+from burstkpn.profiling import stage
 
 ALIGN_THRESHOLD = 2.0  # px: global motion above this is removed before the model
 
@@ -135,7 +136,9 @@ def denoise_burst(
 
     if frames.ndim != 4 or frames.shape[0] < 2:
         raise InputError(f"expected a burst (N >= 2, C, H, W), got shape {tuple(frames.shape)}")
-    if not torch.isfinite(frames).all():
+    with stage("input checks"):
+        finite = bool(torch.isfinite(frames).all())
+    if not finite:
         raise InputError("the burst contains NaN or Inf values")
     if not 0 <= reference < frames.shape[0]:
         raise InputError(
@@ -152,22 +155,25 @@ def denoise_burst(
     else:
         order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
     # frame by frame, so the full-size temporaries of the conversion exist for one frame only
-    burst = torch.empty((len(order), *frames.shape[1:]), dtype=torch.float32)  # used frames
-    for i, k in enumerate(order):
-        frame = frames[k].float()
-        burst[i] = frame if linear else srgb_to_linear(frame)
     if align not in ("auto", "on", "off"):
         raise InputError(f"align must be auto, on or off, got '{align}'")
-    flat = _flat(burst)  # a flat burst has nothing to align or measure
+    with stage("linearising"):
+        burst = torch.empty((len(order), *frames.shape[1:]), dtype=torch.float32)  # used frames
+        for i, k in enumerate(order):
+            frame = frames[k].float()
+            burst[i] = frame if linear else srgb_to_linear(frame)
+        flat = _flat(burst)  # a flat burst has nothing to align or measure
     est = None
     if not flat and (align != "off" or (str(noise) == "auto" and burst.shape[0] >= 3)):
-        est = estimate_shifts(burst)
+        with stage("shift estimation"):
+            est = estimate_shifts(burst)
     measured = None
     if isinstance(noise, BurstNoiseEstimate | ImageNoiseEstimate):  # measured before
         measured = noise
         sigma_r, sigma_s = measured.sigma_r, measured.sigma_s
     elif noise == "auto":
-        measured = _auto_noise(burst, est, flat)
+        with stage("noise estimation"):
+            measured = _auto_noise(burst, est, flat)
         sigma_r, sigma_s = measured.sigma_r, measured.sigma_s
     else:
         level = parse_noise(noise) if isinstance(noise, str) else None
@@ -179,18 +185,21 @@ def denoise_burst(
             ALIGN_THRESHOLD if threshold is None else threshold
         ):
             shifts = est
-            burst = apply_shifts(burst, shifts, inplace=True)
+            with stage("shifting"):
+                burst = apply_shifts(burst, shifts, inplace=True)
     n_model = getattr(model, "num_frames", 8)
-    burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
-    if isinstance(measured, BurstNoiseEstimate):  # per-channel levels from the burst itself
-        nmap = measured.noise_map(burst[0, 0])[None]
-    else:
-        nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
+    with stage("noise map"):
+        burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
+        if isinstance(measured, BurstNoiseEstimate):  # per-channel levels from the burst
+            nmap = measured.noise_map(burst[0, 0])[None]
+        else:
+            nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
-    with autocast("cpu", precision):
+    with stage("network"), autocast("cpu", precision):
         margin = getattr(model, "tile_margin", None)  # deformable models give theirs
         out = tiled_forward(model, burst, nmap, tile=tile, margin=margin, progress=progress)[0]
-    image = out if linear else linear_to_srgb(out)
+    with stage("sRGB encoding"):
+        image = (out if linear else linear_to_srgb(out)).clamp(0, 1)
     source = (
         "given"
         if measured is None
@@ -198,9 +207,7 @@ def denoise_burst(
         if isinstance(measured, BurstNoiseEstimate)
         else "image"
     )
-    return DenoiseResult(
-        image.clamp(0, 1), float(sigma_r), float(sigma_s), shifts, 8, source, measured
-    )
+    return DenoiseResult(image, float(sigma_r), float(sigma_s), shifts, 8, source, measured)
 
 
 def _auto_noise(

@@ -25,6 +25,7 @@ from torch import nn
 from burstkpn.errors import InputError
 from burstkpn.models.blocks import UNet, conv_block
 from burstkpn.ops.kernels import apply_kernels
+from burstkpn.profiling import stage
 
 # Published widths (encoder 64-128-256-512-512, 3 convs per block, as KPN / AME-KPN), a slimmer
 # one that trains on 2 CPU cores, and a tiny one for tests.
@@ -226,7 +227,8 @@ class KernelPredictionNet(nn.Module):
         if self.unit_kernels:
             kernels = kernels + (1.0 - kernels.sum(2, keepdim=True)) / kernels.shape[2]
         frames_p = x[:, :n].float().unsqueeze(2)  # (B*C, N, 1, Hp, Wp)
-        filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
+        with stage("kernel application"):
+            filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
         if self.residual:
             residuals = (
                 F.conv2d(

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.kpn import KernelPredictionNet, pad_to_multiple
+from burstkpn.profiling import stage
 
 
 def receptive_radius(model: KernelPredictionNet) -> int:
@@ -158,8 +159,9 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
     b, n, c, h, w = burst.shape
     hp, wp = h + (-h) % m, w + (-w) % m
     # pad exactly as the model would pad the whole image, so tiles see the same borders
-    burst_p = pad_to_multiple(burst.reshape(b, n * c, h, w), m).reshape(b, n, c, hp, wp)
-    nmap_p = None if noise_map is None else pad_to_multiple(noise_map, m)
+    with stage("padding"):
+        burst_p = pad_to_multiple(burst.reshape(b, n * c, h, w), m).reshape(b, n, c, hp, wp)
+        nmap_p = None if noise_map is None else pad_to_multiple(noise_map, m)
 
     def window(ys, xs):
         y0, y1, _, _ = ys
@@ -176,11 +178,14 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
         for k, module in enumerate(passes):
             total, count, peak = None, 0, None
             for ys, xs in tiles:
-                if reported is not None:
-                    core = (ys[2] - ys[0], ys[3] - ys[0], xs[2] - xs[0], xs[3] - xs[0])
-                    part, pmax, pixels = reported(k, *window(ys, xs), core)
-                else:
-                    part, pmax, pixels = _hooked_core_stats(model, module, window(ys, xs), ys, xs)
+                with stage("attention statistics per tile"):
+                    if reported is not None:
+                        core = (ys[2] - ys[0], ys[3] - ys[0], xs[2] - xs[0], xs[3] - xs[0])
+                        part, pmax, pixels = reported(k, *window(ys, xs), core)
+                    else:
+                        part, pmax, pixels = _hooked_core_stats(
+                            model, module, window(ys, xs), ys, xs
+                        )
                 total = part if total is None else total + part
                 peak = pmax if peak is None else torch.maximum(peak, pmax)
                 count += pixels
@@ -188,10 +193,12 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
             module.global_stats = (total / count, peak)
         out = burst.new_zeros((b, c, hp, wp), dtype=torch.float32)
         for ys, xs in tiles:
-            img = run(ys, xs)
-            out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
-                ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
-            ].float()
+            with stage("network per tile"):
+                img = run(ys, xs)
+            with stage("tile assembly"):
+                out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
+                    ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
+                ].float()
             bar.update(1)
     finally:
         for module in attention:

@@ -1,12 +1,20 @@
 """Global alignment of burst frames to the reference: translation by phase correlation with
 sub-pixel refinement (scikit-image ``phase_cross_correlation``, upsample factor 20, on the
-channel mean), then a cubic-spline shift (``scipy.ndimage.shift``, order 3, mirrored borders).
-Meant for motion larger than the predicted kernels reach; the kernels handle the rest."""
+channel mean), then a cubic-spline shift
+(the result of ``scipy.ndimage.shift``, order 3, mirrored borders, computed in float32 torch as
+two separable FIR passes: :func:`spline_shift`). Meant for motion larger than the predicted
+kernels reach; the kernels handle the rest."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+SPLINE_POLE = math.sqrt(3.0) - 2.0  # the pole of the cubic B-spline prefilter
+SPLINE_REACH = 12  # FIR taps each side: the cardinal spline decays as |pole|^k (1.4e-7 at 12)
 
 
 def estimate_shifts(frames: torch.Tensor, upsample: int = 20) -> np.ndarray:
@@ -33,21 +41,85 @@ def estimate_shifts(frames: torch.Tensor, upsample: int = 20) -> np.ndarray:
     return np.stack(shifts)
 
 
+def cubic_bspline(t: np.ndarray) -> np.ndarray:
+    """The centred cubic B-spline beta3 at ``t``."""
+    a = np.abs(t)
+    return np.where(a < 1, 2 / 3 - a**2 + a**3 / 2, np.where(a < 2, (2 - a) ** 3 / 6, 0.0))
+
+
+def cardinal_cubic(t: np.ndarray, reach: int = SPLINE_REACH) -> np.ndarray:
+    """The cubic cardinal spline ``eta(t) = sum_k sqrt(3) z^|k| beta3(t - k)`` (``z`` the
+    prefilter pole): the interpolation kernel of cubic splines, 1 at 0 and 0 at the other
+    integers. Interpolating ``x`` at ``q`` is ``sum_i x[i] eta(q - i)``."""
+    k = np.arange(-reach - 3, reach + 4)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    return (math.sqrt(3.0) * SPLINE_POLE ** np.abs(k) * cubic_bspline(t - k)).sum(-1)
+
+
+def shift_taps(shift: float, reach: int = SPLINE_REACH) -> tuple[int, np.ndarray]:
+    """``(a, w)`` such that shifting a signal by ``shift`` (``out[p] = x[p - shift]``, cubic
+    spline) is ``out[p] = sum_d w[d] x[p + a + d - reach]``, ``d = 0 .. 2 reach + 1``."""
+    a = math.floor(-shift)
+    t = -shift - a
+    d = np.arange(-reach, reach + 2)
+    return a, cardinal_cubic(t - d, reach)
+
+
+def _shift_axis(x: torch.Tensor, shift: float, dim: int, reach: int) -> torch.Tensor:
+    """:func:`spline_shift` along ``dim`` (-1 or -2) of ``x`` ``(C, H, W)``."""
+    a, w = shift_taps(shift, reach)
+    size = x.shape[dim]
+    pad = reach + 1 + abs(a)
+    if dim == -1:
+        xp = F.pad(x, (pad, pad), mode="reflect")
+    else:
+        xp = F.pad(x[None], (0, 0, pad, pad), mode="reflect")[0]
+    start = pad + a - reach
+    out = torch.zeros_like(x)
+    for d, wd in enumerate(w.tolist()):
+        if abs(wd) > 1e-12:
+            out.add_(xp.narrow(dim, start + d, size), alpha=wd)
+    return out
+
+
+def spline_shift(x: torch.Tensor, shift, *, reach: int = SPLINE_REACH) -> torch.Tensor:
+    """Every plane of ``x`` ``(C, H, W)`` moved by ``shift`` ``(dy, dx)`` with cubic splines and
+    mirrored borders: ``scipy.ndimage.shift(plane, shift, order=3, mode="mirror")`` (within
+    1e-5 on [0, 1] images, ``tests/ops/test_align.py``), in ``x``'s dtype. Cubic-spline
+    interpolation of a translation is separable and, after the B-spline prefilter, a fixed
+    filter per axis: the cardinal spline sampled at the fractional offset, truncated at
+    ``reach`` taps each side. A shift of a whole pixel count is a mirrored copy."""
+    dy, dx = (float(s) for s in shift)
+    h, w = x.shape[-2:]
+    if abs(dy) + reach + 2 >= h or abs(dx) + reach + 2 >= w:  # beyond one mirror period
+        return _scipy_shift(x, (dy, dx))
+    out = x
+    if dy:
+        out = _shift_axis(out, dy, -2, reach)
+    if dx:
+        out = _shift_axis(out, dx, -1, reach)
+    return out if out is not x else x.clone()
+
+
+def _scipy_shift(x: torch.Tensor, shift: tuple[float, float]) -> torch.Tensor:
+    from scipy.ndimage import shift as nd_shift
+
+    planes = [
+        nd_shift(p.cpu().numpy().astype(np.float64), shift, order=3, mode="mirror") for p in x
+    ]
+    return torch.from_numpy(np.stack(planes)).to(x.dtype)
+
+
 def apply_shifts(
     frames: torch.Tensor, shifts: np.ndarray, *, inplace: bool = False
 ) -> torch.Tensor:
-    """Shift every frame by its ``(dy, dx)`` with cubic splines, one plane at a time (in place
+    """Shift every frame by its ``(dy, dx)`` with cubic splines (:func:`spline_shift`; in place
     when ``inplace``; frames with a zero shift are left untouched)."""
-    from scipy.ndimage import shift as nd_shift
-
     out = frames if inplace else frames.clone()
     for i in range(out.shape[0]):
         if not np.any(shifts[i]):
             continue
-        for c in range(out.shape[1]):
-            plane = out[i, c].cpu().numpy().astype(np.float64)
-            moved = nd_shift(plane, shifts[i], order=3, mode="mirror")
-            out[i, c] = torch.from_numpy(moved).to(out.dtype)
+        out[i] = spline_shift(out[i].float(), shifts[i]).to(out.dtype)
     return out
 
 
