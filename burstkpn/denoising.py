@@ -145,9 +145,10 @@ def denoise_burst(
             f"--reference {reference} is outside the burst of {frames.shape[0]} frames"
         )
     check_tile(tile)
-    from burstkpn.restoration import is_video_model
+    from burstkpn.models.traits import model_traits
 
-    clip_model = is_video_model(model)
+    traits = model_traits(model)
+    clip_model = traits.kind == "clip"
     if clip_model:  # a video in temporal order: the window around the reference, centre first
         from burstkpn.models.deformable import video_window
 
@@ -180,14 +181,16 @@ def denoise_burst(
         sigma_r, sigma_s = (level.sigma_r, level.sigma_s) if level else noise
     shifts = np.zeros((burst.shape[0], 2))
     if align != "off" and est is not None:
-        threshold = getattr(model, "max_offset", ALIGN_THRESHOLD) if clip_model else None
+        threshold = None
+        if clip_model:  # clip models leave motion within their reach unaligned
+            threshold = ALIGN_THRESHOLD if traits.max_offset is None else traits.max_offset
         if align == "on" or np.abs(est).max() > (
             ALIGN_THRESHOLD if threshold is None else threshold
         ):
             shifts = est
             with stage("shifting"):
                 burst = apply_shifts(burst, shifts, inplace=True)
-    n_model = getattr(model, "num_frames", 8)
+    n_model = traits.frames
     with stage("noise map"):
         burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
         if isinstance(measured, BurstNoiseEstimate):  # per-channel levels from the burst
@@ -196,7 +199,7 @@ def denoise_burst(
             nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
     with stage("network"), autocast("cpu", precision):
-        margin = getattr(model, "tile_margin", None)  # deformable models give theirs
+        margin = traits.tile_margin  # deformable models give theirs
         out = tiled_forward(model, burst, nmap, tile=tile, margin=margin, progress=progress)[0]
     with stage("sRGB encoding"):
         image = (out if linear else linear_to_srgb(out)).clamp(0, 1)
@@ -635,10 +638,11 @@ def _denoise_sequence(
     frame rate, the noise used last and the bit depth written."""
     from tqdm.auto import tqdm
 
-    from burstkpn.restoration import is_single_image, is_video_model
+    from burstkpn.models.traits import model_traits
 
-    clip_model, single = is_video_model(model), is_single_image(model)
-    n = getattr(model, "num_frames", 8)
+    traits = model_traits(model)
+    clip_model, single = traits.kind == "clip", traits.kind == "single"
+    n = traits.frames
     before, after = (n - 1) // 2, n // 2
     have: dict[int, torch.Tensor] = {}
     writer = None

@@ -51,7 +51,13 @@ from torch import nn
 
 from burstkpn.errors import InputError
 from burstkpn.models.blocks import ChannelAttention
-from burstkpn.models.kpn import DenoiseOutput, KernelPredictionNet, pad_to_multiple
+from burstkpn.models.kpn import (
+    DenoiseOutput,
+    KernelPredictionNet,
+    kpn_family_traits,
+    pad_to_multiple,
+)
+from burstkpn.models.traits import ModelTraits
 
 FORMAT = "burstkpn-onnx"
 FORMAT_VERSION = 1  # part of the cache key: bump when the graph's interface changes
@@ -365,10 +371,11 @@ def _traits(session, path: Path) -> dict:
 
 class OnnxModel(nn.Module):
     """An exported burst model run by onnxruntime on the CPU, in float32, with the call
-    interface of the torch model: ``model(burst, noise_map).image``. Carries what
+    interface of the torch model: ``model(burst, noise_map).image``. Declares the traits
+    (:class:`~burstkpn.models.traits.ModelTraits`) that
     :func:`~burstkpn.denoising.denoise_burst` and :func:`~burstkpn.models.tiling.tiled_forward`
-    read (``num_frames``, ``multiple``, ``tile_margin``, ``blind``, ``independent_channels``,
-    channel-attention slots), so both use it unchanged.
+    read, from the file's metadata, and carries the channel-attention slots, so both use it
+    unchanged.
 
     ``source``: an ONNX file from :func:`export_onnx`, or a torch model (exported on the fly to
     :func:`cache_dir`). ``threads``: intra-op threads (default: the cores of this process's
@@ -384,22 +391,28 @@ class OnnxModel(nn.Module):
         path = cached_export(source) if isinstance(source, nn.Module) else Path(source)
         self.session = _session(path, threads or cpu_count())
         self.path = path
-        self.traits = _traits(self.session, path)
-        self.name = self.traits["architecture"]
-        self.num_frames = int(self.traits["num_frames"])
-        self.input_frames = int(self.traits["input_frames"])
-        self.multiple = int(self.traits["multiple"])
-        self.min_size = int(self.traits["min_size"])
-        self.tile_margin = int(self.traits["tile_margin"])
-        self.blind = json.loads(self.traits["blind"])
+        self.props = _traits(self.session, path)  # the file's metadata_props (onnx_traits)
+        self.name = self.props["architecture"]
+        self.num_frames = int(self.props["num_frames"])
+        self.input_frames = int(self.props["input_frames"])
+        self.multiple = int(self.props["multiple"])
+        self.min_size = int(self.props["min_size"])
+        self.tile_margin = int(self.props["tile_margin"])
+        self.blind = json.loads(self.props["blind"])
         self.attention_slots = [
             AttentionSlot(c, s)
             for c, s in zip(
-                json.loads(self.traits["attention_channels"]),
-                json.loads(self.traits["attention_strides"]),
+                json.loads(self.props["attention_channels"]),
+                json.loads(self.props["attention_strides"]),
                 strict=True,
             )
         ]
+
+    @property
+    def traits(self) -> ModelTraits:
+        return kpn_family_traits(
+            self.num_frames, self.blind, self.multiple, tile_margin=self.tile_margin
+        )
 
     def extra_repr(self) -> str:
         return f"'{self.path}' ({self.name}, {self.num_frames} frames, onnxruntime)"

@@ -1,11 +1,11 @@
 """Single-image restoration: ``burstkpn deblur IMAGE`` and ``burstkpn denoise IMAGE`` with a
 single-image model (dcn_lka.md's DCN-LKA; later the single-image deformable model).
 
-A model is *single-image* when it says so (``single_image = True``, or ``num_frames == 1``);
-it then takes one image, while burst models keep refusing single frames
-(:func:`burstkpn.denoising.load_frames`). Shipped weights are named by model and task,
-``<model>_<task>`` (``dcn_lka_denoise``, ``dcn_lka_deblur`` in ``burstkpn/weights/``), so
-``--model dcn_lka`` picks the weights of the command's task.
+A model is *single-image* when its traits say so (``kind == "single"``,
+:func:`burstkpn.models.traits.model_traits`); it then takes one image, while burst models keep
+refusing single frames (:func:`burstkpn.denoising.load_frames`). Shipped weights are named by
+model and task, ``<model>_<task>`` (``dcn_lka_denoise``, ``dcn_lka_deblur`` in
+``burstkpn/weights/``), so ``--model dcn_lka`` picks the weights of the command's task.
 
 Bounded memory: large images are processed in tiles (:func:`~burstkpn.models.tiling.tiled_forward`)
 with a context margin around each tile's core, and only the cores are kept (cropped blending);
@@ -25,34 +25,34 @@ import torch
 
 from burstkpn.data.images import image_to_tensor, linear_to_srgb, read_image, srgb_to_linear
 from burstkpn.errors import InputError
+from burstkpn.models.traits import model_traits, traits_from_config
 
 TASKS = ("denoise", "deblur")
-DEFAULT_MARGIN = 32  # px of context per tile for models that do not give ``tile_margin``
+DEFAULT_MARGIN = 32  # px of context per tile for models whose traits give no ``tile_margin``
 
 
 def is_single_image(model: torch.nn.Module) -> bool:
-    """Whether ``model`` restores single images (``single_image = True`` or one frame)."""
-    model = getattr(model, "module", model)  # DDP / wrappers
-    return bool(getattr(model, "single_image", False)) or getattr(model, "num_frames", 0) == 1
+    """Whether ``model`` restores single images (its traits' ``kind`` is ``single``)."""
+    return model_traits(model).kind == "single"
 
 
 def is_video_model(model: torch.nn.Module) -> bool:
     """Whether ``model`` denoises the centre frame of a ``2 tau + 1``-frame clip in temporal
-    order (``tau >= 1``: ``deform3d``), rather than a burst of interchangeable frames."""
-    return getattr(getattr(model, "module", model), "tau", 0) >= 1
+    order (``kind == "clip"``: ``deform3d``), rather than a burst of interchangeable frames."""
+    return model_traits(model).kind == "clip"
 
 
 def weights_name(name: str, task: str) -> str:
     """The shipped weights a model name stands for in ``task``: a single-image model's weights
     are per task (``dcn_lka`` -> ``dcn_lka_deblur``); any other name is used as given."""
-    from burstkpn.models import create_model, list_models
+    from burstkpn.models import list_models
     from burstkpn.models.factory import weights_dir
 
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (use one of {', '.join(TASKS)})")
     if name not in list_models() or (weights_dir() / f"{name}.safetensors").is_file():
         return name
-    return f"{name}_{task}" if is_single_image(create_model(name)) else name
+    return f"{name}_{task}" if traits_from_config(name).kind == "single" else name
 
 
 def load_restoration_model(name: str, task: str | None = None) -> torch.nn.Module:
@@ -88,7 +88,8 @@ def restore_image(
     from burstkpn.models.tiling import tiled_forward
     from burstkpn.runtime import autocast, prepare_model
 
-    if not is_single_image(model):
+    traits = model_traits(model)
+    if traits.kind != "single":
         raise InputError("this is a burst model; single images need a single-image model")
     if image.ndim != 3 or image.shape[0] not in (1, 3):
         raise InputError(f"expected an image (C, H, W), C = 1 or 3, got {tuple(image.shape)}")
@@ -98,14 +99,15 @@ def restore_image(
         raise InputError(f"--tile must be 0 (the whole image) or a size in px, got {tile}")
     x = (image.float() if linear else srgb_to_linear(image.float()))[None, None]
     nmap = None
-    if not getattr(model, "blind", True):  # non-blind models get the estimated noise
+    if not traits.blind:  # non-blind models get the estimated noise
         from burstkpn.data.estimate import estimate_or_floor
         from burstkpn.data.noise import estimate_noise_map
 
         sigma_r, sigma_s = estimate_or_floor(x[0, 0])
         nmap = estimate_noise_map(x[:, 0], sigma_r, sigma_s)
     model = prepare_model(model.eval(), "cpu", precision)
-    margin = getattr(model, "tile_margin", DEFAULT_MARGIN) if margin is None else margin
+    if margin is None:
+        margin = DEFAULT_MARGIN if traits.tile_margin is None else traits.tile_margin
     with autocast("cpu", precision):
         if tile and max(x.shape[-2:]) > tile:
             out = tiled_forward(model, x, nmap, tile=tile, margin=margin, progress=progress)

@@ -65,7 +65,7 @@ from burstkpn.metrics import psnr
 from burstkpn.models import count_parameters, create_model, load_model, read_metadata, save_model
 from burstkpn.models.factory import trained_steps
 from burstkpn.models.kpn import KernelPredictionNet
-from burstkpn.restoration import is_video_model
+from burstkpn.models.traits import model_traits
 from burstkpn.runtime import (
     autocast,
     cpu_count,
@@ -204,10 +204,9 @@ def _is_range(value) -> bool:
 def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     """``cfg`` with ``task``, ``loss`` and ``layout`` resolved for ``model`` (see the fields),
     after checking that they fit together and that ``data`` exists; one-line errors."""
-    from burstkpn.restoration import is_single_image
-
-    single = is_single_image(model)
-    if is_video_model(model) or cfg.task == "video":
+    traits = model_traits(model)
+    single = traits.kind == "single"
+    if traits.kind == "clip" or cfg.task == "video":
         return _resolve_video(cfg, model)
     task = cfg.task if cfg.task != "auto" else ("denoise" if single else "burst")
     if task != "burst" and not single:
@@ -246,7 +245,7 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
         made_for = "deblur" if layout == "gopro" else "denoise"
         if task != made_for:
             raise InputError(f"'{cfg.data}' holds {layout} pairs, which are for --task {made_for}")
-    if task != "burst" and not getattr(model, "blind", True):
+    if task != "burst" and not traits.blind:
         if task == "deblur" or layout != "photos":
             raise InputError(
                 f"'{cfg.model}' needs a noise map, which {layout} {task} pairs do not give; "
@@ -264,7 +263,7 @@ def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     from burstkpn.data.video import find_clips, is_clip_folder
 
     task = "video" if cfg.task == "auto" else cfg.task
-    if task != "video" or not is_video_model(model):
+    if task != "video" or model_traits(model).kind != "clip":
         raise InputError(
             f"'{cfg.model}' takes clips: train it with --task video"
             if task != "video"
@@ -961,6 +960,8 @@ def _testset_options(generator: dict) -> str:
         opts.append(f"--frames {generator['num_frames']}")
     if generator.get("patch_size", 128) != 128:
         opts.append(f"--patch {generator['patch_size']}")
+    if generator.get("pipeline", "independent") != "independent":
+        opts.append(f"--pipeline {generator['pipeline']}")
     return " ".join(opts)
 
 

@@ -167,16 +167,17 @@ def model_method(model: torch.nn.Module, precision: str = "auto", tile: int = 51
     """Wrap a model: channels_last, bf16 autocast where native (``auto``), tiled above
     ``tile`` pixels."""
     from burstkpn.models.tiling import tiled_forward
+    from burstkpn.models.traits import model_traits
     from burstkpn.runtime import autocast, prepare_model
 
     model = prepare_model(model.eval(), "cpu", precision)
+    margin = model_traits(model).tile_margin  # deformable / single-image models give theirs
 
     @torch.no_grad()
     def run(item) -> torch.Tensor:
         with autocast("cpu", precision):
             h, w = item.noisy.shape[-2:]
             if max(h, w) > tile:
-                margin = getattr(model, "tile_margin", None)  # deformable / single-image
                 return tiled_forward(model, item.noisy, item.noise_map, tile=tile, margin=margin)
             return model(item.noisy, item.noise_map).image.float()
 

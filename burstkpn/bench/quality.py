@@ -22,6 +22,7 @@ from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.testset import TestSet
 from burstkpn.errors import InputError
 from burstkpn.metrics import psnr, ssim
+from burstkpn.models.traits import model_traits
 
 
 def select_entries(testset: TestSet, limit: int | None) -> list[dict]:
@@ -55,9 +56,10 @@ def evaluate(
     resolved, notes = {}, {}
     for name in methods:
         fn, note = resolve_method(name)
-        model = getattr(fn, "model", None)
-        wanted = getattr(model, "num_frames", None)
-        if wanted not in (None, 1, frames) and not getattr(model, "single_image", False):
+        model = getattr(fn, "model", None)  # learned methods carry their model
+        traits = None if model is None else model_traits(model)
+        wanted = None if traits is None else traits.frames
+        if wanted not in (None, 1, frames) and traits.kind != "single":
             fn, note = None, f"skipped: takes bursts of {wanted} frames, the test set has {frames}"
         notes[name] = note
         if fn is None:

@@ -29,20 +29,22 @@ def model_spec(spec: str) -> tuple[str, dict]:
 
 
 def burst_length(model: torch.nn.Module, default: int) -> int:
-    """Frames a model reads: 1 for single-image models (dcn_lka, deform2d), else ``default``."""
-    from burstkpn.restoration import is_single_image
+    """Frames a model reads: its own for single-image (1: dcn_lka, deform2d) and clip models
+    (deform3d's 5), ``default`` for burst models."""
+    from burstkpn.models.traits import model_traits
 
-    return 1 if is_single_image(model) else default
+    traits = model_traits(model)
+    return default if traits.kind == "burst" else traits.frames
 
 
 def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 8) -> float:
     """Multiply-accumulates per megapixel of a colour burst: convolutions counted by torch's
     FlopCounterMode, plus the kernel application (frames x taps per pixel and channel), or a
     model's own ``extra_macs_per_pixel`` (deformable sampling). Models with a fixed burst length
-    (``burst_frames``, e.g. deform3d's 5) get bursts of that length."""
+    (:func:`burst_length`, e.g. deform3d's 5) get bursts of that length."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    frames = getattr(model, "burst_frames", None) or burst_length(model, frames)
+    frames = burst_length(model, frames)
     size = 128
     burst = torch.rand(1, frames, 1, size, size)
     nmap = torch.full((1, 1, size, size), 0.05)
@@ -68,7 +70,7 @@ def _worker(args: argparse.Namespace) -> dict:
         model, args.precision = OnnxModel(model), "fp32"
     else:
         model = prepare_model(model, "cpu", args.precision)
-    frames = getattr(model, "burst_frames", None) or burst_length(model, 8)
+    frames = burst_length(model, 8)
     burst = torch.rand(1, frames, 3, args.height, args.width)
     nmap = torch.full((1, 3, args.height, args.width), 0.05)
 

@@ -64,20 +64,21 @@ def fit_window(noisy: torch.Tensor, n: int) -> torch.Tensor:
 def window_method(model: torch.nn.Module, precision: str = "auto") -> Method:
     """A model as a method on windows: single-image models get the centre frame, clip models
     the window, burst models the window fitted to their burst length."""
-    from burstkpn.restoration import is_single_image, is_video_model
+    from burstkpn.models.traits import model_traits
 
     run = model_method(model, precision)
-    if is_single_image(model):
+    traits = model_traits(model)
+    if traits.kind == "single":
         frames = 1
-    elif is_video_model(model):
+    elif traits.kind == "clip":
         frames = None
     else:
-        frames = int(getattr(model, "num_frames", 8))
+        frames = traits.frames
 
     def apply(item) -> torch.Tensor:
-        if frames is None and item.noisy.shape[1] != model.num_frames:
+        if frames is None and item.noisy.shape[1] != traits.frames:
             raise InputError(
-                f"this clip model takes {model.num_frames} frames, the window has "
+                f"this clip model takes {traits.frames} frames, the window has "
                 f"{item.noisy.shape[1]}"
             )
         if frames is None:

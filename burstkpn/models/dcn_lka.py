@@ -36,6 +36,7 @@ from burstkpn.data.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
 from burstkpn.models.kpn import DenoiseOutput, pad_to_multiple
 from burstkpn.models.lka import ChannelAttention, DeformableBlock, LKAResidualBlock, ResidualBlock
+from burstkpn.models.traits import ModelTraits
 
 # "paper": Table 1's widths and 9 LKA residual blocks (12 is the other setting of Tables 2-3);
 # "cpu": trains on 2 CPU cores; "tiny": tests and smoke runs only. Widths stay >= 8: in torch
@@ -71,8 +72,7 @@ class DCNLKA(nn.Module):
     block's ``offsets`` ``(B, 2*K*K, H, W)`` and ``masks`` ``(B, K*K, H, W)``."""
 
     multiple = 4  # two stride-2 stages
-    single_image = True  # restores one image; burst frames after the first are ignored
-    num_frames = 1
+    num_frames = 1  # restores one image (traits: kind "single"); later frames are ignored
     # context (px) around each tile in tiled inference: the deformable offsets make the reach
     # data-dependent, and the LKA stage sees far (48 px per block), so tiling is approximate
     tile_margin = 32
@@ -107,6 +107,10 @@ class DCNLKA(nn.Module):
         nn.init.zeros_(self.tail.weight)  # start as the identity (global residual)
         nn.init.zeros_(self.tail.bias)
         self.config: dict = {}  # name + constructor kwargs, filled by dcn_lka()
+
+    @property
+    def traits(self) -> ModelTraits:
+        return config_traits({})
 
     def restore(
         self, x: torch.Tensor, *, return_offsets: bool = False
@@ -148,6 +152,19 @@ class DCNLKA(nn.Module):
         if return_aux:
             aux = {"offsets": offset[..., :h, :w], "masks": mask[..., :h, :w]}
         return DenoiseOutput(image, None, aux)
+
+
+def config_traits(args: dict) -> ModelTraits:
+    """DCN-LKA, whatever its arguments: one image, blind, a 32 px tile margin."""
+    return ModelTraits(
+        kind="single",
+        frames=DCNLKA.num_frames,
+        tile_margin=DCNLKA.tile_margin,
+        blind=True,
+        max_offset=None,
+        size_multiple=DCNLKA.multiple,
+        independent_channels=False,
+    )
 
 
 def dcn_lka(

@@ -39,6 +39,7 @@ from burstkpn.models.kpn import (
     pad_to_multiple,
     unfold_channels,
 )
+from burstkpn.models.traits import ModelTraits
 from burstkpn.ops.deform import (
     BACKENDS,
     base_grid,
@@ -74,6 +75,43 @@ def size_config(size: str) -> dict:
     if size not in SIZES:
         raise InputError(f"unknown model size '{size}' (use one of {', '.join(SIZES)})")
     return dict(SIZES[size])
+
+
+def deformable_traits(
+    tau: int, blind: bool, max_offset: float, multiple: int, tile_margin: int
+) -> ModelTraits:
+    """deform2d (``tau = 0``): one image; deform3d: a clip of ``2 tau + 1`` frames."""
+    return ModelTraits(
+        kind="clip" if tau >= 1 else "single",
+        frames=2 * int(tau) + 1,
+        tile_margin=int(tile_margin),
+        blind=bool(blind),
+        max_offset=float(max_offset),
+        size_multiple=int(multiple),
+        independent_channels=True,
+    )
+
+
+def reach(widths: Sequence[int], num_convs: int, max_offset: float, kernel_size: int) -> int:
+    """:attr:`DeformableKernelNet.tile_margin` from the constructor arguments (the property
+    counts the built layers; ``tests/models/test_traits.py`` checks that both agree)."""
+    levels, top = len(widths), max(num_convs - 1, 1)
+    r = num_convs
+    for lv in range(1, levels):
+        r += 2 ** (lv - 1) + num_convs * 2**lv
+    for lv in reversed(range(1, levels - 1)):
+        r += 2 ** (lv + 1) + num_convs * 2**lv
+    r += 2 + top + 1
+    return r + 3 + math.ceil(max_offset) + kernel_size // 2 + 1
+
+
+def config_traits(args: dict) -> ModelTraits:
+    """The traits of ``deform2d`` / ``deform3d`` from their constructor arguments."""
+    cfg = size_config(args["size"])
+    tau = args.get("tau", 0)  # deform2d has no tau
+    margin = reach(cfg["widths"], cfg["num_convs"], args["max_offset"], args["kernel_size"])
+    multiple = 2 ** (len(cfg["widths"]) - 1)
+    return deformable_traits(tau, args["blind"], args["max_offset"], multiple, margin)
 
 
 # --------------------------------------------------------------------------- frame order
@@ -230,7 +268,6 @@ class DeformableKernelNet(nn.Module):
         self.kernel_size = int(kernel_size)
         self.tau = int(tau)
         self.num_frames = 2 * tau + 1
-        self.burst_frames = self.num_frames  # frames of the bursts it reads (speed bench)
         self.blind = blind
         self.max_offset = float(max_offset)  # px: also the motion denoise leaves unaligned
         self.backend = backend
@@ -271,6 +308,12 @@ class DeformableKernelNet(nn.Module):
         )
         self._init_weight_head()
         self.config: dict = {}  # name + constructor kwargs, filled by the constructors
+
+    @property
+    def traits(self) -> ModelTraits:
+        return deformable_traits(
+            self.tau, self.blind, self.max_offset, self.offset_net.multiple, self.tile_margin
+        )
 
     @property
     def tile_margin(self) -> int:

@@ -18,9 +18,13 @@ from torch import nn
 
 from burstkpn.data.files import atomic_write_bytes
 from burstkpn.errors import InputError, MissingInputError
+from burstkpn.models import dcn_lka as _dcn_lka
+from burstkpn.models import deformable as _deformable
+from burstkpn.models import kpn as _kpn
 from burstkpn.models.dcn_lka import dcn_lka
 from burstkpn.models.deformable import deform2d, deform3d
 from burstkpn.models.kpn import ame_kpn, kpn, mkpn
+from burstkpn.models.traits import ModelTraits
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "kpn": kpn,
@@ -29,6 +33,15 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "dcn_lka": dcn_lka,
     "deform2d": deform2d,
     "deform3d": deform3d,
+}
+# each model's traits from its constructor arguments (burstkpn.models.traits.traits_from_config)
+CONFIG_TRAITS: dict[str, Callable[[dict], ModelTraits]] = {
+    "kpn": _kpn.config_traits,
+    "mkpn": _kpn.config_traits,
+    "ame_kpn": _kpn.config_traits,
+    "dcn_lka": _dcn_lka.config_traits,
+    "deform2d": _deformable.config_traits,
+    "deform3d": _deformable.config_traits,
 }
 FORMAT = "burstkpn-checkpoint"
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from burstkpn.errors import InputError
 from burstkpn.models.blocks import UNet, conv_block
+from burstkpn.models.traits import ModelTraits
 from burstkpn.ops.kernels import apply_kernels
 from burstkpn.profiling import stage
 
@@ -52,6 +53,29 @@ def size_config(size: str) -> dict:
     if size not in SIZES:
         raise InputError(f"unknown model size '{size}' (use one of {', '.join(SIZES)})")
     return dict(SIZES[size])
+
+
+def kpn_family_traits(
+    num_frames: int, blind: bool, multiple: int, tile_margin: int | None = None
+) -> ModelTraits:
+    """KPN, MKPN and AME-KPN: a burst of ``num_frames`` (one frame: a single-image model);
+    the tiler derives the margin from the receptive radius (``tile_margin=None``; an exported
+    model gives the radius it was exported with)."""
+    return ModelTraits(
+        kind="single" if num_frames == 1 else "burst",
+        frames=int(num_frames),
+        tile_margin=tile_margin,
+        blind=bool(blind),
+        max_offset=None,
+        size_multiple=int(multiple),
+        independent_channels=True,
+    )
+
+
+def config_traits(args: dict) -> ModelTraits:
+    """The traits of ``kpn`` / ``mkpn`` / ``ame_kpn`` from their constructor arguments."""
+    widths = size_config(args["size"])["widths"]
+    return kpn_family_traits(args["num_frames"], args["blind"], 2 ** (len(widths) - 1))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -140,6 +164,10 @@ class KernelPredictionNet(nn.Module):
             self.w_head = nn.Conv2d(f, num_frames, 3, padding=1) if residual else None  # M_w (3)
             self._init_heads()
         self.config: dict = {}  # name + constructor kwargs, filled by the constructors
+
+    @property
+    def traits(self) -> ModelTraits:
+        return kpn_family_traits(self.num_frames, self.blind, self.backbone.multiple)
 
     def _init_heads(self) -> None:
         """Start near the plain burst mean: small head weights and a bias of 1 on the centre

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.kpn import KernelPredictionNet, pad_to_multiple
+from burstkpn.models.traits import model_traits
 from burstkpn.profiling import stage
 
 
@@ -38,15 +39,6 @@ def receptive_radius(model: KernelPredictionNet) -> int:
     if model.direct:
         return r + 3
     return r + 1 + max(model.kernel_sizes) // 2  # 3x3 head, kernel footprint
-
-
-def _multiple(model) -> int:
-    """The size multiple a model's pooling grid needs (its U-Net's, or its own)."""
-    if hasattr(model, "backbone"):
-        return model.backbone.multiple
-    if hasattr(model, "multiple"):
-        return model.multiple
-    return getattr(getattr(model, "offset_net", None), "multiple", 1)
 
 
 class _Stop(Exception):
@@ -76,14 +68,16 @@ def tiled_forward(
     """The denoised image ``(B, C, H, W)`` of ``model`` on ``burst`` ``(B, N, C, H, W)``,
     computed tile by tile. ``tile`` (core size) is rounded up to the U-Net multiple; ``tile=0``
     is the whole image in one tile; ``margin`` defaults to the receptive radius rounded up to
-    that multiple. Models without a ``backbone`` (single-image models such as dcn_lka) give
-    their own ``multiple`` and need ``margin``: their reach has no exact bound, so their tiling
+    that multiple (the multiple and a model's own margin come from its traits,
+    :func:`~burstkpn.models.traits.model_traits`). Models without a ``backbone`` (single-image
+    models such as dcn_lka) need a margin: their reach has no exact bound, so their tiling
     is approximate (see :mod:`burstkpn.restoration`). ``progress``: one bar for the whole call
     (every tile of every plane and attention pass), with its ETA."""
     if tile < 0:
         raise ValueError(f"tile must be 0 (the whole image) or positive, got {tile}")
     b, n, c, h, w = burst.shape
-    if c > 1 and getattr(model, "independent_channels", False):
+    traits = model_traits(model)
+    if c > 1 and traits.independent_channels:
         # the network sees each colour plane as its own batch item (CBAM statistics are per
         # item too), so planes one at a time give the same image with a third of the memory
         planes = [
@@ -97,10 +91,10 @@ def tiled_forward(
         ]
     else:
         planes = [(burst, noise_map)]
-    m = _multiple(model)
+    m = traits.size_multiple
     hp, wp = h + (-h) % m, w + (-w) % m
     tile = max(hp, wp) if tile == 0 else max(m, math.ceil(tile / m) * m)
-    margin = getattr(model, "tile_margin", None) if margin is None else margin
+    margin = traits.tile_margin if margin is None else margin
     r = receptive_radius(model) if margin is None else margin
     margin = math.ceil(r / m) * m
     tiles = [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]

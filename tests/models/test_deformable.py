@@ -289,11 +289,11 @@ def test_group_annealed_loss_is_eq11_and_gradcheck():
 
 
 def test_speed_bench_cost_counts_the_sampling():
-    from burstkpn.bench.speed import gmac_per_megapixel
+    from burstkpn.bench.speed import burst_length, gmac_per_megapixel
 
     for name, frames in (("deform2d", 1), ("deform3d", 5)):
         model = create_model(name, "tiny").eval()
-        assert model.burst_frames == frames
+        assert burst_length(model, 8) == frames
         # sampling (2^D corners) and weighting: taps * (2^D + 1) MACs per channel-pixel
         assert model.extra_macs_per_pixel == model.taps * (2**model.dims + 1)
         assert gmac_per_megapixel(model) > 3 * model.extra_macs_per_pixel / 1e3
