@@ -210,11 +210,12 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
             return None, f"skipped: needs {EXTRAS[package]}"
         return fn, ""
     from burstkpn.models import list_models, load_model, load_pretrained
-    from burstkpn.models.factory import trained_steps
+    from burstkpn.models.factory import trained_steps, weights_dir
 
     if name.endswith(".safetensors"):
         return model_method(load_model(name)), f"checkpoint {name}"
-    if name in list_models():
+    shipped = (weights_dir() / f"{name}.safetensors").is_file()  # e.g. ame_kpn_real
+    if name in list_models() or shipped:
         try:
             model = load_pretrained(name)
         except InputError as exc:
