@@ -64,6 +64,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from burstkpn.data.estimate import nonnegative_line
 from burstkpn.data.images import linear_to_srgb, srgb_to_linear
 from burstkpn.data.noise import add_noise
 from burstkpn.errors import InputError
@@ -443,24 +444,10 @@ def _line_from_bins(
     previous iteration (first: the observed means)."""
     if x.size == 0:
         return 0.0, 0.0
-    if x.size == 1:
-        return max(float(y[0]), 0.0), 0.0
     v = np.maximum(y, 1e-12)
     a = b = 0.0
     for _ in range(iterations):
-        w = n / np.square(v)
-        sw, sx, sy = w.sum(), (w * x).sum(), (w * y).sum()
-        sxx, sxy = (w * x * x).sum(), (w * x * y).sum()
-        det = sw * sxx - sx * sx
-        if det <= 0:  # all bins at one intensity
-            a, b = float(sy / sw), 0.0
-        else:
-            a, b = float((sxx * sy - sx * sxy) / det), float((sw * sxy - sx * sy) / det)
-        # the same non-negative fallback as estimate.estimate_noise_params
-        if a < 0:
-            a, b = 0.0, max(float(sxy / sxx), 0.0)
-        elif b < 0:
-            a, b = max(float(sy / sw), 0.0), 0.0
+        a, b = nonnegative_line(x, y, n / np.square(v))
         v = np.maximum(a + b * x, 1e-12)
     return a, b
 

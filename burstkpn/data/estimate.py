@@ -119,15 +119,8 @@ def estimate_noise_params(
     for chunk in np.array_split(order, bins):
         xs.append(float(np.median(mean[chunk])))
         ys.append(float(np.quantile(var[chunk], quantile)) / factor)
-    xs_a, ys_a = np.array(xs), np.array(ys)
-    # non-negative least squares for var = a + b * y (two unknowns: try the constrained cases)
-    design = np.stack([np.ones_like(xs_a), xs_a], axis=1)
-    (a, b), *_ = np.linalg.lstsq(design, ys_a, rcond=None)
-    if a < 0:
-        a, b = 0.0, max(float(np.dot(xs_a, ys_a) / np.dot(xs_a, xs_a)), 0.0)
-    elif b < 0:
-        a, b = max(float(ys_a.mean()), 0.0), 0.0
-    return math.sqrt(max(a, 0.0)), max(float(b), 0.0)
+    a, b = nonnegative_line(np.array(xs), np.array(ys))  # var = a + b * y
+    return math.sqrt(a), b
 
 
 def _too_small(h: int, w: int) -> TooSmallToEstimate:
@@ -236,18 +229,25 @@ def integer_overlap(
     )
 
 
-def _fit_variance_line(xs: np.ndarray, vs: np.ndarray) -> tuple[float, float]:
-    """Non-negative ``(a, b)`` of ``v = a + b x`` through the bin points, unweighted. The bins
-    hold equal numbers of samples, so an unweighted least-squares line with an intercept keeps
-    their mean variance: the burst's overall noise level stays right where the line does not
-    fit exactly (a tone curve bends the variance of developed frames). Weighting by ``1/v^2``
-    followed the dark bins and came out 5-25 % low on camera-pipeline bursts."""
-    design = np.stack([np.ones_like(xs), xs], axis=1)
-    (a, b), *_ = np.linalg.lstsq(design, vs, rcond=None)
+def nonnegative_line(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """``(a, b)`` of the (weighted) least-squares line ``y = a + b x`` constrained to
+    ``a, b >= 0``: the free fit, else the better constrained case (through the origin when the
+    intercept comes out negative, a constant when the slope does). Two unknowns, so trying the
+    cases is exact non-negative least squares. Used for every noise line of the package (the
+    single-image and burst estimators here, :func:`burstkpn.data.camera.fit_noise_line`)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    if np.ptp(x) == 0:  # every point at one intensity: no slope to fit
+        return max(float(np.average(y, weights=w)), 0.0), 0.0
+    root = np.sqrt(w)
+    design = np.stack([np.ones_like(x), x], axis=1) * root[:, None]
+    (a, b), *_ = np.linalg.lstsq(design, y * root, rcond=None)
     if a < 0:  # through the origin
-        a, b = 0.0, max(float(np.dot(xs, vs) / np.dot(xs, xs)), 0.0)
+        a, b = 0.0, max(float(np.sum(w * x * y) / np.sum(w * x * x)), 0.0)
     elif b < 0:  # constant
-        a, b = max(float(vs.mean()), 0.0), 0.0
+        a, b = max(float(np.average(y, weights=w)), 0.0), 0.0
     return float(a), float(b)
 
 
@@ -344,8 +344,13 @@ def _channel_line(
     if int(ok.sum()) < _MIN_SAMPLES:
         raise _too_little()
     # 1. a robust start: per bin, median of d^2 / median(chi2_1) = 2 sigma^2 (Gaussian d)
+    # the lines are unweighted: the bins hold equal numbers of samples, so an unweighted line
+    # with an intercept keeps their mean variance, and the burst's overall level stays right
+    # where the line does not fit exactly (a tone curve bends the variance of developed
+    # frames); weighting by 1/v^2 followed the dark bins and came out 5-25 % low on
+    # camera-pipeline bursts
     xs, meds = _bin_medians(idx[ok], m[ok], sq[ok], bins)
-    a, b = _fit_variance_line(xs, meds / _CHI2_1_MEDIAN / 2)
+    a, b = nonnegative_line(xs, meds / _CHI2_1_MEDIAN / 2)
     keep = ok
     for _ in range(3):  # 2. reject motion and outliers against the current line, refit
         expected = 2 * (a + b * m.clamp_min(0))
@@ -361,7 +366,7 @@ def _channel_line(
                 "the burst moves too much to measure its noise: pass --noise (e.g. --noise gain1)"
             )
         xs, means = _bin_means(idx, keep, m, sq, bins)
-        a, b = _fit_variance_line(xs, means / 2)
+        a, b = nonnegative_line(xs, means / 2)
     rejected = 1.0 - float(keep.sum()) / float(ok.sum())
     return a, b, rejected
 
@@ -389,7 +394,7 @@ def estimate_burst_noise(
        on steep slopes (squared gradient above 8 sigma^2), then refitting on the mean of
        ``d^2`` per bin.
     4. ``sigma^2 = a + b * x`` per channel, a non-negative least-squares line through the
-       bins (:func:`_fit_variance_line`).
+       bins (:func:`nonnegative_line`, unweighted).
 
     Measured (``tests/data/test_estimate_burst.py``; ``benchmarks/burst_noise_estimate.py``
     for the table in the training docs): within 10 % of the reference's true level on
