@@ -4,7 +4,7 @@
 stack, works in linear light (inputs are sRGB-encoded unless ``linear=True``), estimates the
 noise (:mod:`burstkpn.data.estimate`) unless it is given, pre-aligns the frames globally when
 they moved more than the kernels reach (:mod:`burstkpn.ops.align`), runs the model tile by tile
-in bounded memory (:func:`burstkpn.models.tiling.tiled_forward`) and returns the image encoded
+in bounded memory (:func:`burstkpn.inference.tiling.tiled_forward`) and returns the image encoded
 back.
 
 Burst length: the models are built for 8 frames. Longer bursts use the reference and the 7
@@ -43,7 +43,12 @@ from burstkpn.data.images import (
 )
 from burstkpn.data.noise import estimate_noise_map, parse_noise
 from burstkpn.errors import InputError
+from burstkpn.inference.resolve import resolve_model
+from burstkpn.inference.runner import DEFAULT_TILE, Runner, runner_for
+from burstkpn.models.deformable import video_window
+from burstkpn.ops.align import apply_shifts, estimate_shifts
 from burstkpn.profiling import stage
+from burstkpn.restoration import restore_image
 
 ALIGN_THRESHOLD = 2.0  # px: global motion above this is removed before the model
 
@@ -109,30 +114,23 @@ def _flat(burst: torch.Tensor) -> bool:
     return bool((flat.amax(1) == flat.amin(1)).all())
 
 
-def _fit_length(frames: torch.Tensor, n: int) -> torch.Tensor:
-    if frames.shape[0] >= n:
-        return frames[:n]
-    reps = [frames[i % frames.shape[0]] for i in range(n)]
-    return torch.stack(reps)
-
-
 @torch.no_grad()
 def denoise_burst(
     frames: torch.Tensor,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Runner,
     *,
     noise: str | tuple[float, float] = "auto",
     reference: int = 0,
     align: str = "auto",
     linear: bool = False,
-    tile: int = 512,
+    tile: int = DEFAULT_TILE,
     precision: str = "auto",
+    device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> DenoiseResult:
-    """Denoise ``frames`` ``(N, C, H, W)`` in [0, 1] (sRGB-encoded unless ``linear``)."""
-    from burstkpn.models.tiling import tiled_forward
-    from burstkpn.ops.align import apply_shifts, estimate_shifts
-    from burstkpn.runtime import autocast, prepare_model
+    """Denoise ``frames`` ``(N, C, H, W)`` in [0, 1] (sRGB-encoded unless ``linear``) with
+    ``model`` (a network, or a :class:`~burstkpn.inference.Runner` already prepared for a
+    device and precision; ``device`` / ``precision`` then come from it)."""
 
     if frames.ndim != 4 or frames.shape[0] < 2:
         raise InputError(f"expected a burst (N >= 2, C, H, W), got shape {tuple(frames.shape)}")
@@ -145,14 +143,11 @@ def denoise_burst(
             f"--reference {reference} is outside the burst of {frames.shape[0]} frames"
         )
     check_tile(tile)
-    from burstkpn.models.traits import model_traits
-
-    traits = model_traits(model)
+    runner = runner_for(model, device=device, precision=precision)
+    traits = runner.traits
     clip_model = traits.kind == "clip"
     if clip_model:  # a video in temporal order: the window around the reference, centre first
-        from burstkpn.models.deformable import video_window
-
-        order = video_window(reference, frames.shape[0], model.tau)
+        order = video_window(reference, frames.shape[0], (traits.frames - 1) // 2)
     else:
         order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
     # frame by frame, so the full-size temporaries of the conversion exist for one frame only
@@ -190,17 +185,14 @@ def denoise_burst(
             shifts = est
             with stage("shifting"):
                 burst = apply_shifts(burst, shifts, inplace=True)
-    n_model = traits.frames
     with stage("noise map"):
-        burst = _fit_length(burst, n_model)[None]  # (1, N, C, H, W)
+        burst = runner.frames_for(burst[None])  # (1, N, C, H, W)
         if isinstance(measured, BurstNoiseEstimate):  # per-channel levels from the burst
             nmap = measured.noise_map(burst[0, 0])[None]
         else:
             nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
-    model = prepare_model(model.eval(), "cpu", precision)
-    with stage("network"), autocast("cpu", precision):
-        margin = traits.tile_margin  # deformable models give theirs
-        out = tiled_forward(model, burst, nmap, tile=tile, margin=margin, progress=progress)[0]
+    with stage("network"):
+        out = runner(burst, nmap, tile=tile, progress=progress)[0]
     with stage("sRGB encoding"):
         image = (out if linear else linear_to_srgb(out)).clamp(0, 1)
     source = (
@@ -236,7 +228,6 @@ def denoise(
     """Python API: ``frames`` (a folder, a list of image files, or an array ``(N, H, W, C)`` in
     [0, 1]) -> the denoised reference as an ``(H, W, C)`` float array in [0, 1], encoded like
     the input. ``model``: a shipped name, a checkpoint path or a model."""
-    from burstkpn.models.factory import load_model_arg
 
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4:
@@ -246,9 +237,7 @@ def denoise(
         burst = frames.float()
     else:
         burst, _ = load_frames(frames)
-    if isinstance(model, str):
-        model = load_model_arg(model)
-    result = denoise_burst(burst, model, noise=noise, **kwargs)
+    result = denoise_burst(burst, resolve_model(model), noise=noise, **kwargs)
     return result.image.permute(1, 2, 0).numpy()
 
 
@@ -298,8 +287,6 @@ def iter_video(path: str | os.PathLike):
 def _clip_window(t: int, count: int, tau: int) -> list[int]:
     """Frames ``t - tau .. t + tau`` of a ``count``-frame video in temporal order, mirrored at
     its ends (:func:`~burstkpn.models.deformable.video_window`)."""
-    from burstkpn.models.deformable import video_window
-
     w = video_window(t, count, tau)
     return [*w[1 : tau + 1], w[0], *w[tau + 1 :]]
 
@@ -485,12 +472,12 @@ def _warn_stale_frames(out, count: int) -> None:
 def denoise_video(
     path: str | os.PathLike,
     out: str | os.PathLike,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Runner,
     *,
     noise: str | tuple[float, float] = "auto",
     align: str = "auto",
     linear: bool = False,
-    tile: int = 512,
+    tile: int = DEFAULT_TILE,
     bits: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
@@ -534,13 +521,13 @@ def denoise_video(
 def denoise_frames(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Runner,
     *,
     fps: float = 25.0,
     noise: str | tuple[float, float] = "auto",
     align: str = "auto",
     linear: bool = False,
-    tile: int = 512,
+    tile: int = DEFAULT_TILE,
     bits: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
@@ -638,9 +625,9 @@ def _denoise_sequence(
     frame rate, the noise used last and the bit depth written."""
     from tqdm.auto import tqdm
 
-    from burstkpn.models.traits import model_traits
-
-    traits = model_traits(model)
+    runner = runner_for(model)  # prepared once for every window
+    traits = runner.traits
+    tau = (traits.frames - 1) // 2
     clip_model, single = traits.kind == "clip", traits.kind == "single"
     n = traits.frames
     before, after = (n - 1) // 2, n // 2
@@ -655,9 +642,7 @@ def _denoise_sequence(
     def emit(t: int) -> None:
         nonlocal writer, params
         if single:  # a single-image model (deform2d, dcn_lka): every frame on its own
-            from burstkpn.restoration import restore_image
-
-            image = restore_image(have[t], model, linear=linear, tile=tile)
+            image = restore_image(have[t], runner, linear=linear, tile=tile)
             h, w = image.shape[-2:]
             if writer is None:
                 writer = _VideoWriter(out, fps, w, h, overwrite, bits)
@@ -665,7 +650,7 @@ def _denoise_sequence(
             bar.update(1)
             return
         if clip_model:  # temporal order, centre at tau (no mirroring at the end before it)
-            idxs, ref = _clip_window(t, seen, model.tau), model.tau
+            idxs, ref = _clip_window(t, seen, tau), tau
         else:
             idxs, ref = _window(t, have, n), 0
         if len(set(idxs)) < 2:
@@ -674,7 +659,7 @@ def _denoise_sequence(
         h, w = window.shape[-2:]
         res = denoise_burst(
             window,
-            model,
+            runner,
             noise=params or "auto",
             reference=ref,
             align=align,

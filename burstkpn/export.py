@@ -10,7 +10,7 @@ torch model pads by reflection itself, the graph leaves that to its caller, as
 (see :func:`onnx_traits`).
 
 CBAM channel attention (ame_kpn.md eq. 5) pools over the whole feature map, which a tile does
-not see. For exact tiled inference (:func:`burstkpn.models.tiling.tiled_forward`) the graph of a
+not see. For exact tiled inference (:func:`burstkpn.inference.tiling.tiled_forward`) the graph of a
 model with channel attention has optional inputs, defaulting to the plain forward pass:
 
 * ``attention_given`` (int64 scalar, default 0): the first ``attention_given`` attention
@@ -119,7 +119,7 @@ def weights_sha256(model: nn.Module) -> str:
 def onnx_traits(model: KernelPredictionNet, frames: int, source: str, opset: int) -> dict:
     """The ``metadata_props`` of an exported file: what a caller needs to run it alone."""
     from burstkpn import __version__
-    from burstkpn.models.tiling import receptive_radius
+    from burstkpn.inference.tiling import receptive_radius
 
     config = getattr(model, "config", {}) or {}
     modules = attention_modules(model)
@@ -373,7 +373,7 @@ class OnnxModel(nn.Module):
     """An exported burst model run by onnxruntime on the CPU, in float32, with the call
     interface of the torch model: ``model(burst, noise_map).image``. Declares the traits
     (:class:`~burstkpn.models.traits.ModelTraits`) that
-    :func:`~burstkpn.denoising.denoise_burst` and :func:`~burstkpn.models.tiling.tiled_forward`
+    :func:`~burstkpn.denoising.denoise_burst` and :func:`~burstkpn.inference.tiling.tiled_forward`
     read, from the file's metadata, and carries the channel-attention slots, so both use it
     unchanged.
 
@@ -458,7 +458,7 @@ class OnnxModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Sum, max and pixel count of attention module ``k``'s input over ``core`` (``y0, y1,
         x0, x1`` in the tile's input pixels), the earlier modules using their ``global_stats``:
-        one pass of exact tiled inference (:func:`~burstkpn.models.tiling.tiled_forward`)."""
+        one pass of exact tiled inference (:func:`~burstkpn.inference.tiling.tiled_forward`)."""
         if any(slot.global_stats is None for slot in self.attention_slots[:k]):
             raise ValueError(f"attention statistics before module {k} are not set")
         feeds = self._feeds(burst, noise_map)

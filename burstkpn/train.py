@@ -54,6 +54,7 @@ from burstkpn.data.files import atomic_write_bytes
 from burstkpn.data.images import list_images, load_linear
 from burstkpn.data.synth import synthesize_burst
 from burstkpn.errors import InputError
+from burstkpn.inference import Runner
 from burstkpn.losses import (
     RESTORATION_LOSSES,
     annealed_loss,
@@ -514,7 +515,7 @@ def _video_val_set(cfg: TrainConfig) -> list[dict]:
 def validate(
     model, val_set: list[dict], precision: str, device: torch.device, loss: str = "annealed"
 ) -> dict:
-    model.eval()
+    runner = Runner(model, device=device, precision=precision)  # eval mode, autocast
     per_level: dict[str, list[float]] = {}
     losses = []
     # kernel models: watch the eq. (4) balance (mean kernel sum per frame, mean weight W), whose
@@ -526,8 +527,11 @@ def validate(
         nmap = item["noise_map"].to(device) if "noise_map" in item else None
         if noisy.ndim == 4:  # a pair: (1, C, P, P) -> a batch of one
             noisy, nmap = noisy[None], None if nmap is None else nmap[None]
-        with autocast(device, precision):
-            out = model(noisy, nmap, return_aux=True) if kernel_model else model(noisy, nmap)
+        out = (
+            runner.forward(noisy, nmap, return_aux=True)
+            if kernel_model
+            else runner.forward(noisy, nmap)
+        )
         if kernel_model:
             sums.append(float(out.aux["kernels"].float().sum(3).mean()))
             if "weights" in out.aux:
@@ -1011,10 +1015,10 @@ def _evaluate_restoration(model, task: str, testset, limit, progress: bool) -> d
 def _evaluate_video(model, testset, limit, progress: bool) -> dict:
     """Mean PSNR / SSIM per level of a clip model and of the noisy centre frame on a video
     test set (``bench video``)."""
-    from burstkpn.bench.methods import reference
-    from burstkpn.bench.video import evaluate_video, window_method
+    from burstkpn.bench.methods import model_method, reference
+    from burstkpn.bench.video import evaluate_video
 
-    methods = {"model": window_method(model), "reference": reference}
+    methods = {"model": model_method(model), "reference": reference}
     result = evaluate_video(
         testset, list(methods), limit=limit, progress=progress, resolved=(methods, {})
     )

@@ -262,8 +262,8 @@ def test_frame_sizes_are_compared_before_decoding(tmp_path, tiny_ckpt, capsys, m
 
 # ------------------------------------------------------------------------ 6. --tile
 def test_tile_zero_is_the_whole_image_and_negative_is_refused(tmp_path, tiny_ckpt, capsys):
+    from burstkpn.inference.tiling import tiled_forward
     from burstkpn.models import load_model
-    from burstkpn.models.tiling import tiled_forward
 
     model = load_model(tiny_ckpt)
     calls = []
@@ -405,7 +405,7 @@ def test_parser_defaults_match_the_benchmarks():
 
 
 def test_one_progress_bar_for_a_whole_tiled_denoise(tmp_path, tiny_ckpt, monkeypatch):
-    import burstkpn.models.tiling as tiling
+    import burstkpn.inference.tiling as tiling
     from burstkpn.denoising import denoise_burst
     from burstkpn.models import load_model
 

@@ -139,7 +139,7 @@ def test_deform2d_single_image_and_per_frame(tmp_path, tiny, capsys):
 
 @pytest.mark.parametrize("name", ["deform3d", "deform2d"])
 def test_tiled_equals_whole_for_deformable_models(name):
-    from burstkpn.models.tiling import tiled_forward
+    from burstkpn.inference.tiling import tiled_forward
 
     torch.manual_seed(1)
     model = create_model(name, "tiny", max_offset=3.0).eval()

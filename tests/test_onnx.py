@@ -24,9 +24,9 @@ from burstkpn.export import (  # noqa: E402
     export_onnx,
     read_onnx_metadata,
 )
+from burstkpn.inference.tiling import tiled_forward  # noqa: E402
 from burstkpn.models import create_model, save_model  # noqa: E402
 from burstkpn.models.factory import load_pretrained  # noqa: E402
-from burstkpn.models.tiling import tiled_forward  # noqa: E402
 
 TOL = 1e-4  # max abs difference, float32
 

@@ -34,6 +34,9 @@ import numpy as np
 import torch
 
 from burstkpn.errors import InputError
+from burstkpn.inference import DEFAULT_TILE, Runner, runner_for, try_resolve
+from burstkpn.inference.resolve import is_model_reference
+from burstkpn.models import list_models
 
 Method = Callable[[object], torch.Tensor]
 
@@ -163,25 +166,20 @@ def align_bm3d(item) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- learned
-def model_method(model: torch.nn.Module, precision: str = "auto", tile: int = 512) -> Method:
-    """Wrap a model: channels_last, bf16 autocast where native (``auto``), tiled above
-    ``tile`` pixels."""
-    from burstkpn.models.tiling import tiled_forward
-    from burstkpn.models.traits import model_traits
-    from burstkpn.runtime import autocast, prepare_model
+def model_method(
+    model: torch.nn.Module | Runner, precision: str = "auto", tile: int = DEFAULT_TILE
+) -> Method:
+    """A model as a method, through the one runner (:class:`~burstkpn.inference.Runner`:
+    channels_last, bfloat16 autocast where native, tiled above ``tile`` px). The item's frames
+    are fitted to what the model reads (:meth:`Runner.frames_for`): single-image models get
+    the reference, burst models their burst length (cyclic repeats of a shorter window), clip
+    models exactly their window."""
+    runner = runner_for(model, precision=precision)
 
-    model = prepare_model(model.eval(), "cpu", precision)
-    margin = model_traits(model).tile_margin  # deformable / single-image models give theirs
-
-    @torch.no_grad()
     def run(item) -> torch.Tensor:
-        with autocast("cpu", precision):
-            h, w = item.noisy.shape[-2:]
-            if max(h, w) > tile:
-                return tiled_forward(model, item.noisy, item.noise_map, tile=tile, margin=margin)
-            return model(item.noisy, item.noise_map).image.float()
+        return runner(runner.frames_for(item.noisy), item.noise_map, tile=tile)
 
-    run.model = model  # type: ignore[attr-defined]
+    run.model = runner.model  # type: ignore[attr-defined]
     return run
 
 
@@ -209,20 +207,9 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
         if package is not None and find_spec(package) is None:
             return None, f"skipped: needs {EXTRAS[package]}"
         return fn, ""
-    from burstkpn.models import list_models, load_model, load_pretrained
-    from burstkpn.models.factory import trained_steps, weights_dir
-
-    if name.endswith(".safetensors"):
-        return model_method(load_model(name)), f"checkpoint {name}"
-    shipped = (weights_dir() / f"{name}.safetensors").is_file()  # e.g. ame_kpn_real
-    if name in list_models() or shipped:
-        try:
-            model = load_pretrained(name)
-        except InputError as exc:
-            return None, f"skipped: {exc}"
-        steps = trained_steps(model.card)
-        note = f"shipped weights ({'?' if steps is None else steps} training steps)"
-        return model_method(model), note
+    if is_model_reference(name):
+        model, note = try_resolve(name, "denoise")
+        return (None if model is None else model_method(model)), note
     raise InputError(
         f"unknown method '{name}' (classical: {', '.join(CLASSICAL)}; models: "
         f"{', '.join(list_models())}; or a .safetensors checkpoint)"

@@ -65,11 +65,17 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from burstkpn.bench.methods import CLASSICAL, EXTRAS
 from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.denoising import denoise_burst
 from burstkpn.errors import InputError
+from burstkpn.inference import DEFAULT_TILE, runner_for, try_resolve
+from burstkpn.inference.resolve import is_model_reference
 from burstkpn.metrics import BORDER as PAIR_BORDER
 from burstkpn.metrics import psnr, ssim
+from burstkpn.models import list_models
+from burstkpn.restoration import is_single_image, restore_image
 
 MIN_FRAMES = 3  # two to denoise (a burst), at least one for the pseudo ground truth
 BURST_BORDER = 16  # px left out of the scores of a burst: alignment pads the frames' edges
@@ -313,8 +319,6 @@ def align_mean(case: Case) -> torch.Tensor:
 
 
 def _classical(name: str) -> RealMethod:
-    from burstkpn.bench.methods import CLASSICAL
-
     fn = CLASSICAL[name][0]
 
     def run(case: Case) -> torch.Tensor:
@@ -323,13 +327,11 @@ def _classical(name: str) -> RealMethod:
     return run
 
 
-def burst_model_method(model: torch.nn.Module, tile: int = 512) -> RealMethod:
+def burst_model_method(model: torch.nn.Module, tile: int = DEFAULT_TILE) -> RealMethod:
     """A model through the path of ``burstkpn denoise`` with the case's noise level."""
-    from burstkpn.denoising import denoise_burst
-    from burstkpn.restoration import is_single_image, restore_image
-
-    if is_single_image(model):
-        return lambda case: restore_image(case.frames[0].float(), model, tile=tile)
+    runner = runner_for(model)
+    if runner.traits.kind == "single":
+        return lambda case: restore_image(case.frames[0].float(), runner, tile=tile)
 
     def run(case: Case) -> torch.Tensor:
         frames = case.frames.float()
@@ -338,7 +340,7 @@ def burst_model_method(model: torch.nn.Module, tile: int = 512) -> RealMethod:
             # model has nothing to average and works as a spatial filter; ``burstkpn
             # denoise`` refuses this, the bench shows what the burst models do on one image
             frames = frames.expand(2, -1, -1, -1)
-        result = denoise_burst(frames, model, noise=case.noise.for_models(), tile=tile)
+        result = denoise_burst(frames, runner, noise=case.noise.for_models(), tile=tile)
         return result.image
 
     return run
@@ -351,11 +353,6 @@ def resolve_real_method(name: str) -> tuple[RealMethod | None, str]:
     """``(callable, note)``; ``None`` with the reason when an optional package or the shipped
     weights are missing. Names: :data:`CLASSICAL_REAL`, shipped weights (``kpn``, ``ame_kpn``,
     ``dcn_lka_denoise``, ...; ``dcn_lka`` means its denoising weights) or a checkpoint file."""
-    from burstkpn.bench.methods import CLASSICAL, EXTRAS
-    from burstkpn.models import list_models, load_model, load_pretrained
-    from burstkpn.models.factory import trained_steps, weights_dir
-    from burstkpn.restoration import is_single_image, weights_name
-
     if name in ("reference", "align_mean"):
         return {"reference": reference, "align_mean": align_mean}[name], ""
     if name in CLASSICAL_REAL:
@@ -363,21 +360,18 @@ def resolve_real_method(name: str) -> tuple[RealMethod | None, str]:
         if package is not None and find_spec(package) is None:
             return None, f"skipped: needs {EXTRAS[package]}"
         return _classical(name), ""
-    if name.endswith(".safetensors"):
-        return burst_model_method(load_model(name)), f"checkpoint {name}"
-    shipped = weights_name(name, "denoise") if name in list_models() else name
-    if not (weights_dir() / f"{shipped}.safetensors").is_file():
-        known = set(list_models()) | set(DEFAULT_BURST_METHODS) | set(DEFAULT_PAIR_METHODS)
-        if name in known:
-            return None, f"skipped: no shipped weights burstkpn/weights/{shipped}.safetensors yet"
+    known = set(list_models()) | set(DEFAULT_BURST_METHODS) | set(DEFAULT_PAIR_METHODS)
+    if not (is_model_reference(name) or name in known):
         raise InputError(
             f"unknown method '{name}' (classical: {', '.join(CLASSICAL_REAL)}; models: "
             f"{', '.join(list_models())}; shipped weights; or a .safetensors checkpoint)"
         )
-    model = load_pretrained(shipped)
-    steps = trained_steps(model.card)
+    model, note = try_resolve(name, "denoise")
+    if model is None:
+        return None, note
     kind = "single image: sees the reference only" if is_single_image(model) else "burst"
-    note = f"shipped weights {shipped} ({'?' if steps is None else steps} training steps; {kind})"
+    if note.endswith(")"):  # shipped weights: say what the model sees
+        note = f"{note[:-1]}; {kind})"
     return burst_model_method(model), note
 
 

@@ -54,11 +54,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from burstkpn.bench.methods import EXTRAS
 from burstkpn.data.deblur_testset import DeblurTestSet, RestorePair
 from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
+from burstkpn.inference import DEFAULT_TILE, runner_for, try_resolve
+from burstkpn.inference.resolve import is_model_reference
 from burstkpn.metrics import psnr, ssim
+from burstkpn.models import list_models
+from burstkpn.restoration import restore_image
 
 TASKS = ("denoise", "deblur")
 DEFAULT_METHODS = {
@@ -158,45 +163,31 @@ CLASSICAL: dict[str, dict[str, tuple[RestoreMethod, str | None]]] = {
 
 
 # --------------------------------------------------------------------------- learned
-def model_restore_method(model: torch.nn.Module, tile: int = 512) -> RestoreMethod:
-    """A single-image model as a method (tiled above ``tile`` px)."""
-    from burstkpn.restoration import is_single_image, restore_image
-
-    if not is_single_image(model):
+def model_restore_method(model: torch.nn.Module, tile: int = DEFAULT_TILE) -> RestoreMethod:
+    """A single-image model as a method (:func:`~burstkpn.restoration.restore_image`, tiled
+    above ``tile`` px)."""
+    runner = runner_for(model)
+    if runner.traits.kind != "single":
         raise InputError("bench restore takes single-image models; this is a burst model")
 
     def run(pair: RestorePair) -> torch.Tensor:
-        return restore_image(pair.degraded[0], model, linear=True, tile=tile)[None]
+        return restore_image(pair.degraded[0], runner, linear=True, tile=tile)[None]
 
-    run.model = model  # type: ignore[attr-defined]
+    run.model = runner.model  # type: ignore[attr-defined]
     return run
 
 
 def resolve_restore_method(name: str, task: str) -> tuple[RestoreMethod | None, str]:
     """``(callable, note)`` for a method name of ``task``; ``None`` with the reason when an
     optional package or the shipped weights are missing."""
-    from burstkpn.bench.methods import EXTRAS
-    from burstkpn.models import list_models, load_model, load_pretrained
-    from burstkpn.models.factory import trained_steps, weights_dir
-    from burstkpn.restoration import weights_name
-
     if name in CLASSICAL[task]:
         fn, package = CLASSICAL[task][name]
         if package is not None and find_spec(package) is None:
             return None, f"skipped: needs {EXTRAS[package]}"
         return fn, ""
-    if name.endswith(".safetensors"):
-        return model_restore_method(load_model(name)), f"checkpoint {name}"
-    shipped = weights_name(name, task) if name in list_models() else name
-    base = shipped.rsplit("_", 1)[0] if shipped.endswith(f"_{task}") else None
-    if (weights_dir() / f"{shipped}.safetensors").is_file() or base in list_models():
-        try:
-            model = load_pretrained(shipped)
-        except InputError as exc:
-            return None, f"skipped: {exc}"
-        steps = trained_steps(model.card)
-        note = f"shipped weights {shipped} ({'?' if steps is None else steps} training steps)"
-        return model_restore_method(model), note
+    if is_model_reference(name) or name.removesuffix(f"_{task}") in list_models():
+        model, note = try_resolve(name, task)
+        return (None if model is None else model_restore_method(model)), note
     raise InputError(
         f"unknown {task} method '{name}' (classical: {', '.join(CLASSICAL[task])}; "
         f"models: {', '.join(list_models())}; or a .safetensors checkpoint)"

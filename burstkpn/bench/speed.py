@@ -15,8 +15,9 @@ import time
 
 import torch
 
+from burstkpn.inference import Runner
 from burstkpn.models import count_parameters, create_model
-from burstkpn.runtime import autocast, prepare_model, resolve_precision, tune_allocator
+from burstkpn.runtime import resolve_precision, tune_allocator
 
 DEFAULT_MODELS = ("kpn", "kpn21", "mkpn", "ame_kpn")
 
@@ -63,24 +64,17 @@ def _worker(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     name, kw = model_spec(args.model)
     model = create_model(name, args.size, **kw).eval()
-    onnx = args.backend == "onnxruntime"
-    if onnx:  # float32 only; exported before the clock starts (cached)
+    if args.backend == "onnxruntime":  # float32 only; exported before the clock starts (cached)
         from burstkpn.export import OnnxModel
 
         model, args.precision = OnnxModel(model), "fp32"
-    else:
-        model = prepare_model(model, "cpu", args.precision)
-    frames = burst_length(model, 8)
+    runner = Runner(model, precision=args.precision)
+    frames = burst_length(runner.model, 8)
     burst = torch.rand(1, frames, 3, args.height, args.width)
     nmap = torch.full((1, 3, args.height, args.width), 0.05)
 
     def once():
-        with torch.no_grad(), autocast("cpu", args.precision):
-            if args.tile:
-                from burstkpn.models.tiling import tiled_forward
-
-                return tiled_forward(model, burst, nmap, tile=args.tile)
-            return model(burst, nmap).image
+        return runner(burst, nmap, tile=args.tile)
 
     once()  # warm-up
     times = []

@@ -44,7 +44,9 @@ from tqdm.auto import tqdm
 from burstkpn.bench.methods import Method, average, model_method, reference
 from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.errors import InputError
+from burstkpn.inference import try_resolve
 from burstkpn.metrics import psnr, ssim
+from burstkpn.models import list_models
 
 DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
 DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
@@ -54,65 +56,14 @@ SIMPLE: dict[str, Method] = {"reference": reference, "average": average}
 
 
 # --------------------------------------------------------------------------- methods
-def fit_window(noisy: torch.Tensor, n: int) -> torch.Tensor:
-    """``(B, F, ...)`` -> ``(B, n, ...)``: the first ``n`` frames, or the frames repeated
-    cyclically (as :func:`burstkpn.denoising.denoise_burst` fills a burst model's slots)."""
-    f = noisy.shape[1]
-    return noisy[:, [i % f for i in range(n)]]
-
-
-def window_method(model: torch.nn.Module, precision: str = "auto") -> Method:
-    """A model as a method on windows: single-image models get the centre frame, clip models
-    the window, burst models the window fitted to their burst length."""
-    from burstkpn.models.traits import model_traits
-
-    run = model_method(model, precision)
-    traits = model_traits(model)
-    if traits.kind == "single":
-        frames = 1
-    elif traits.kind == "clip":
-        frames = None
-    else:
-        frames = traits.frames
-
-    def apply(item) -> torch.Tensor:
-        if frames is None and item.noisy.shape[1] != traits.frames:
-            raise InputError(
-                f"this clip model takes {traits.frames} frames, the window has "
-                f"{item.noisy.shape[1]}"
-            )
-        if frames is None:
-            return run(item)
-        return run(_Window(fit_window(item.noisy, frames), item.noise_map))
-
-    apply.model = run.model  # type: ignore[attr-defined]
-    return apply
-
-
-class _Window:
-    def __init__(self, noisy: torch.Tensor, noise_map: torch.Tensor) -> None:
-        self.noisy, self.noise_map = noisy, noise_map
-
-
 def resolve_video_method(name: str) -> tuple[Method | None, str]:
     """``(callable, note)``; the callable is ``None`` with the reason when shipped weights are
     missing. ``deform2d`` (and other single-image names) pick their denoising weights."""
     if name in SIMPLE:
         return SIMPLE[name], ""
-    from burstkpn.models import list_models, load_model
-    from burstkpn.models.factory import trained_steps
-    from burstkpn.restoration import load_restoration_model
-
-    if name.endswith(".safetensors"):
-        return window_method(load_model(name)), f"checkpoint {name}"
-    if name in list_models():
-        try:
-            model = load_restoration_model(name, "denoise")
-        except InputError as exc:
-            return None, f"skipped: {exc}"
-        steps = trained_steps(model.card)
-        note = f"shipped weights ({'?' if steps is None else steps} training steps)"
-        return window_method(model), note
+    if name.endswith(".safetensors") or name in list_models():
+        model, note = try_resolve(name, "denoise")
+        return (None if model is None else model_method(model)), note
     raise InputError(
         f"unknown method '{name}' (use {', '.join(SIMPLE)}, a model name such as "
         f"{', '.join(DEFAULT_VIDEO_METHODS[2:])}, or a .safetensors checkpoint)"

@@ -38,7 +38,7 @@ class ChannelAttention(nn.Module):
     """CBAM channel attention, applied as F_c = M_Ac(F_d) * F_d (ame_kpn.md eq. 5).
 
     Its global pooling sees the whole feature map; ``global_stats`` (set by
-    :func:`burstkpn.models.tiling.tiled_forward`) replaces the pooled statistics so a tile can
+    :func:`burstkpn.inference.tiling.tiled_forward`) replaces the pooled statistics so a tile can
     be processed with the statistics of the full image."""
 
     def __init__(self, channels: int, reduction: int = 16) -> None:

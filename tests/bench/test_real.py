@@ -116,7 +116,7 @@ def test_every_method_gets_the_measured_noise_level(burst_dir, monkeypatch):
         seen["noise"] = noise
         return type("R", (), {"image": frames[0]})
 
-    monkeypatch.setattr("burstkpn.denoising.denoise_burst", fake)
+    monkeypatch.setattr(R, "denoise_burst", fake)
     R.burst_model_method(create_model("kpn", "tiny"))(case)
     assert seen["noise"] is measured  # the models: the measurement, as burstkpn denoise
     assert R.Level(0.01, 0.002, "spatial").for_models() == (0.01, 0.002)

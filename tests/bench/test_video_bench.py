@@ -8,13 +8,8 @@ import json
 import pytest
 import torch
 
-from burstkpn.bench.video import (
-    fit_window,
-    motion_summary,
-    resolve_video_method,
-    sweep_windows,
-    window_method,
-)
+from burstkpn.bench.methods import model_method
+from burstkpn.bench.video import motion_summary, resolve_video_method, sweep_windows
 from burstkpn.cli import main
 from burstkpn.data.video_testset import TestWindow, make_video_testset
 from burstkpn.errors import InputError
@@ -55,8 +50,6 @@ def _window(frames: int = 5, size: int = 24) -> TestWindow:
 
 def test_models_get_the_frames_they_take(ckpts):
     win = _window()
-    assert fit_window(torch.arange(5).view(1, 5), 8).tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]]
-    assert fit_window(torch.arange(5).view(1, 5), 1).tolist() == [[0]]
     outs = {}
     for name, path in ckpts.items():
         fn, note = resolve_video_method(path)
@@ -66,7 +59,7 @@ def test_models_get_the_frames_they_take(ckpts):
     # deform2d reads the centre frame only (Ours-2D on the frame being scored)
     other = _window()
     other.noisy[:, 1:] = 0.5
-    assert window_method(create_model("deform2d", "tiny"))(win).shape == (1, 3, 24, 24)
+    assert model_method(create_model("deform2d", "tiny"))(win).shape == (1, 3, 24, 24)
     fn2d, _ = resolve_video_method(ckpts["deform2d"])
     assert torch.equal(fn2d(other), outs["deform2d"])
     fn3d, _ = resolve_video_method(ckpts["deform3d"])

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from burstkpn.inference.tiling import receptive_radius, tiled_forward
 from burstkpn.models import create_model
 from burstkpn.models.blocks import ChannelAttention
-from burstkpn.models.tiling import receptive_radius, tiled_forward
 from tests.conftest import gen
 
 
