@@ -21,6 +21,7 @@ import sys
 import threading
 import warnings
 
+from burstkpn import __version__
 from burstkpn.cli import bench, data, denoise, export, train
 from burstkpn.errors import BurstkpnWarning, InputError
 
@@ -28,8 +29,6 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from burstkpn import __version__
-
     parser = argparse.ArgumentParser(
         prog="burstkpn", description="Denoise photo bursts, videos and images with learned kernels."
     )
