@@ -40,6 +40,27 @@ def contact_sheet(tiles: list[np.ndarray], columns: int = 4, gap: int = 4) -> np
     return sheet
 
 
+def burst_sheet(
+    clean: np.ndarray,
+    noise_map: np.ndarray,
+    noise_max: float,
+    frames: list[np.ndarray],
+    offsets_px,
+    columns: int = 5,
+) -> np.ndarray:
+    """The contact sheet of a synthetic burst: the clean reference, its noise map (scaled by
+    its maximum ``noise_max``) and each noisy frame with its offset from the reference (frame
+    0 is the reference). Images are ``(H, W, C)`` floats in [0, 1] for display, ``offsets_px``
+    ``(N, 2)`` (dy, dx) pixels; returns uint8 ``(H, W, 3)``."""
+    tiles = [label_tile(clean, "clean reference")]
+    tiles.append(label_tile(noise_map, f"noise map (max {noise_max:.3f})"))
+    for i, frame in enumerate(frames):
+        dy, dx = offsets_px[i].tolist()
+        tag = "reference" if i == 0 else f"offset ({dy:+.2f}, {dx:+.2f}) px"
+        tiles.append(label_tile(frame, f"frame {i}: {tag}"))
+    return contact_sheet(tiles, columns=columns)
+
+
 # --------------------------------------------------------------------------- deformable kernels
 # deformable_kernels.md Fig. 9 (where the 3D kernels sample in time) and Fig. 10 (one learned
 # kernel). Inputs are the ``aux`` of ``DeformableKernelNet.forward(..., return_aux=True)``:

@@ -198,7 +198,7 @@ def test_missing_shipped_weights_are_skipped_and_unknown_names_refused(monkeypat
 
 
 def test_parser_defaults_match_the_library():
-    from burstkpn import cli
+    from burstkpn.cli import bench as cli
 
     assert cli.DEFAULT_REAL_METHODS == R.DEFAULT_BURST_METHODS
     assert cli.DEFAULT_PAIR_METHODS == R.DEFAULT_PAIR_METHODS

@@ -20,8 +20,7 @@ from burstkpn.cli import main
 from burstkpn.data.images import read_image, write_image
 from burstkpn.errors import InputError, OutputExistsError
 from burstkpn.models import create_model, save_model
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -384,24 +383,6 @@ def test_demo_reruns_write_new_names(tmp_path, tiny_ckpt, capsys, monkeypatch):
     assert {"burstkpn_demo.png", "burstkpn_demo_2.png"} <= {p.name for p in tmp_path.iterdir()}
     patterns = (REPO / ".gitignore").read_text().splitlines()
     assert any(fnmatch("burstkpn_demo_2.png", p) for p in patterns)  # demo output: not for git
-
-
-def test_parser_builds_without_torch():
-    code = (
-        "import sys; from burstkpn.cli import build_parser; build_parser(); "
-        "heavy = [m for m in ('torch', 'numpy', 'burstkpn.bench.video') if m in sys.modules]; "
-        "print(heavy); sys.exit(1 if heavy else 0)"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
-    assert res.returncode == 0, res.stdout + res.stderr
-
-
-def test_parser_defaults_match_the_benchmarks():
-    from burstkpn import cli
-    from burstkpn.bench import video
-
-    assert cli.DEFAULT_VIDEO_METHODS == video.DEFAULT_VIDEO_METHODS
-    assert cli.DEFAULT_MOTION_METHODS == video.DEFAULT_MOTION_METHODS
 
 
 def test_one_progress_bar_for_a_whole_tiled_denoise(tmp_path, tiny_ckpt, monkeypatch):
