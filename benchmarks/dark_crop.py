@@ -17,8 +17,8 @@ from burstkpn.data.images import load_linear
 from burstkpn.data.noise import NOISE_LEVELS, estimate_noise_map
 from burstkpn.data.synth import synthesize_burst
 from burstkpn.denoising import denoise_burst
+from burstkpn.inference import resolve_model
 from burstkpn.metrics import psnr
-from burstkpn.restoration import load_restoration_model
 
 
 def dark_burst(level: str, seed: int = 3):
@@ -30,7 +30,7 @@ def dark_burst(level: str, seed: int = 3):
 def main() -> None:
     names = sys.argv[1:] or ["ame_kpn", "kpn"]
     for name in names:
-        model = load_restoration_model(name).eval()
+        model = resolve_model(name).eval()
         for level in ("gain1", "gain2", "gain3"):
             burst, lv = dark_burst(level), NOISE_LEVELS[level]
             frames = burst.noisy[0]

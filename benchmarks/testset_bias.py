@@ -19,8 +19,8 @@ import torch
 
 from burstkpn.bench.quality import select_entries
 from burstkpn.data.testset import TestSet
+from burstkpn.inference import resolve_model
 from burstkpn.metrics import prepare, psnr
-from burstkpn.restoration import load_restoration_model
 
 
 def bias(pred: torch.Tensor, target: torch.Tensor) -> float:
@@ -45,7 +45,7 @@ def main() -> None:
     testset = TestSet(args.testset)
     entries = select_entries(testset, args.limit)  # the subset `bench quality --limit` uses
     images = {e["image"] for e in entries}
-    models = {name: load_restoration_model(name).eval() for name in args.models}
+    models = {name: resolve_model(name).eval() for name in args.models}
     stats: dict[tuple[str, str], list[tuple]] = defaultdict(list)
 
     def record(name: str, out: torch.Tensor, burst) -> None:

@@ -283,9 +283,9 @@ def export_onnx(
 
     source = ""
     if isinstance(model_or_name, str):
-        from burstkpn.models.factory import load_model_arg
+        from burstkpn.inference import resolve_model
 
-        source, model_or_name = model_or_name, load_model_arg(model_or_name)
+        source, model_or_name = model_or_name, resolve_model(model_or_name)
     data = onnx_bytes(model_or_name, opset=opset, frames=frames, source=source)
     path = Path(path)
     atomic_write_bytes(path, data, overwrite=overwrite)

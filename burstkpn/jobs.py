@@ -9,7 +9,7 @@ raises :class:`~burstkpn.errors.InputError` with a one-line message on bad input
 what it did for the caller to report; none of them prints.
 
 The denoising and restoration functions are called through their modules
-(``denoising.denoise_burst``, ``restoration.load_restoration_model``), so that replacing one of
+(``denoising.denoise_burst``, ``resolve.resolve_model``), so that replacing one of
 them (a test's monkeypatch) applies here too.
 """
 
@@ -47,6 +47,7 @@ from burstkpn.data.testset import burst_npz
 from burstkpn.denoising import VIDEO_EXTENSIONS
 from burstkpn.errors import InputError, OutputExistsError
 from burstkpn.export import OnnxModel, require
+from burstkpn.inference import resolve
 from burstkpn.metrics import psnr
 from burstkpn.models import factory
 from burstkpn.profiling import Profile, profiling, stage
@@ -238,7 +239,7 @@ def denoise_path(
     check_output(out, files, force)
     refuse_linear_raw(linear, files)
     denoising.check_frame_sizes(files)  # from the headers, before decoding any frame
-    net = restoration.load_restoration_model(model, "denoise")
+    net = resolve.resolve_model(model, "denoise")
     if backend == "onnxruntime":  # float32, exported once and cached
         net = OnnxModel(net)
     if restoration.is_single_image(net):
@@ -302,7 +303,7 @@ def deblur_path(
     if len(inputs) != 1:
         raise InputError(f"deblur takes one image, '{image}' names {len(inputs)}")
     check_output(out, inputs, force)
-    net = restoration.load_restoration_model(model, "deblur")
+    net = resolve.resolve_model(model, "deblur")
     if not restoration.is_single_image(net):
         raise InputError(f"'{model}' is a burst model; deblur needs a single-image model")
     return _restore_one(inputs, out, net, model, False, tile, bits, force, progress)
@@ -377,7 +378,7 @@ def _denoise_frames(
     denoising.sequence_bits(out, bits)
     refuse_linear_raw(linear, files)
     denoising.check_frame_sizes(files)
-    net = restoration.load_restoration_model(model, "denoise")
+    net = resolve.resolve_model(model, "denoise")
     t0 = time.perf_counter()
     info = denoising.denoise_frames(
         files,
@@ -417,7 +418,7 @@ def _denoise_video(
         raise InputError(f"video output must be {', '.join(VIDEO_EXTENSIONS)} or a folder name")
     check_sequence_target(out, force)
     denoising.sequence_bits(out, bits)
-    net = restoration.load_restoration_model(model, "denoise")
+    net = resolve.resolve_model(model, "denoise")
     t0 = time.perf_counter()
     info = denoising.denoise_video(
         video,
@@ -488,7 +489,7 @@ def demo(
     burst = synthesize_burst(
         clean, torch.Generator().manual_seed(seed), patch_size=patch, noise=level
     )
-    net = restoration.load_restoration_model(model, None)
+    net = resolve.resolve_model(model)
     result = denoising.denoise_burst(burst.noisy[0], net, noise="auto", linear=True, align="auto")
     before = float(psnr(burst.noisy[:, 0], burst.clean)[0])
     after = float(psnr(result.image[None], burst.clean)[0])

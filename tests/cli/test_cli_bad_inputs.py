@@ -233,7 +233,7 @@ def test_unwritable_deblur_output_is_refused(tmp_path, capsys, monkeypatch, read
     def no_model(*args):
         raise AssertionError("the model was loaded before the check")
 
-    monkeypatch.setattr("burstkpn.restoration.load_restoration_model", no_model)
+    monkeypatch.setattr("burstkpn.inference.resolve.resolve_model", no_model)
     code, err = _run(capsys, "deblur", tmp_path / "img.png", "-o", read_only_dir / "o.png")
     assert code == 2 and _one_line(err) and "cannot write" in err
 
