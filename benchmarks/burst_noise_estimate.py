@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from burstkpn.data import camera
-from burstkpn.data.estimate import estimate_burst_noise, estimate_or_floor
-from burstkpn.data.images import image_to_tensor, read_image, srgb_to_linear
-from burstkpn.data.noise import NOISE_LEVELS, add_noise
-from burstkpn.data.synth import synthesize_burst
+from burstkpn.data.degrade import camera
+from burstkpn.data.degrade.estimate import estimate_burst_noise, estimate_or_floor
+from burstkpn.data.degrade.noise import NOISE_LEVELS, add_noise
+from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.io.images import image_to_tensor, read_image, srgb_to_linear
 
 FIELDS = ("image", "noise", "level", "truth", "burst", "single", "rejected")
 PHOTOS = ("astronaut", "coffee", "chelsea")

@@ -58,12 +58,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from burstkpn.data.datasets import match_channels
-    from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
-    from burstkpn.data.images import list_images, load_linear, to_display, write_image
-    from burstkpn.data.noise import parse_noise
-    from burstkpn.data.synth import synthesize_burst
-    from burstkpn.data.testset import burst_npz
+    from burstkpn.data.degrade.noise import parse_noise
+    from burstkpn.data.degrade.synth import synthesize_burst
+    from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+    from burstkpn.data.io.images import list_images, load_linear, to_display, write_image
+    from burstkpn.data.sampling import match_channels
+    from burstkpn.data.testsets.burst import burst_npz
     from burstkpn.viz import contact_sheet, label_tile
 
     refs = list_images(args.image)
@@ -122,7 +122,7 @@ def _refuse_overwriting_input(out: Path, refs: list[str]) -> None:
 
 # --------------------------------------------------------------------------- make-testset
 def cmd_make_testset(args: argparse.Namespace) -> int:
-    from burstkpn.data.testset import make_testset
+    from burstkpn.data.testsets.burst import make_testset
 
     defaults = {"deblur": "none", "video": "low,high", "burst": "gain1,gain2,gain3,gain4"}
     noise = args.noise or defaults[args.task]
@@ -132,7 +132,7 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
             f"--pipeline {args.pipeline} makes burst test sets, not --task {args.task}"
         )
     if args.task == "video":
-        from burstkpn.data.video_testset import make_video_testset
+        from burstkpn.data.testsets.video import make_video_testset
 
         manifest = make_video_testset(
             args.source,
@@ -155,7 +155,7 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
         )
         return 0
     if args.task == "deblur":
-        from burstkpn.data.deblur_testset import make_deblur_testset
+        from burstkpn.data.testsets.deblur import make_deblur_testset
 
         manifest = make_deblur_testset(
             args.source,
@@ -226,7 +226,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
             )
     print(format_table(rows))
     if args.json:
-        from burstkpn.data.files import atomic_write_bytes
+        from burstkpn.data.io.files import atomic_write_bytes
 
         atomic_write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
     return 0
@@ -376,7 +376,7 @@ def cmd_bench_ablation(args: argparse.Namespace) -> int:
     import shlex
 
     from burstkpn.bench.quality import run_ablation
-    from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
+    from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
     from burstkpn.models.factory import weights_dir
 
     folder = args.checkpoints or weights_dir() / "ablation"
@@ -514,7 +514,7 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from burstkpn.data.files import check_writable
+    from burstkpn.data.io.files import check_writable
     from burstkpn.export import OPSETS, export_onnx, read_onnx_metadata, require
 
     out = Path(args.output)
@@ -542,8 +542,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def _check_output(path: Path, inputs: list[str], force: bool) -> None:
     """An output image: a known extension, not an input, not existing (without ``force``)
     and writable, all checked before any work."""
-    from burstkpn.data.files import check_writable
-    from burstkpn.data.images import IMAGE_EXTENSIONS
+    from burstkpn.data.io.files import check_writable
+    from burstkpn.data.io.images import IMAGE_EXTENSIONS
 
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise InputError(f"output '{path}' must end in one of {', '.join(IMAGE_EXTENSIONS)}")
@@ -559,7 +559,7 @@ def _check_sequence_target(out: Path, force: bool) -> None:
     """A video file or frame-folder output, before any work: without ``force`` a video file
     must not exist and a folder must be empty; either must be writable. (With ``force`` a
     folder keeps everything but the ``frame_NNNNNN.png`` files this run writes.)"""
-    from burstkpn.data.files import check_folder_writable, check_writable
+    from burstkpn.data.io.files import check_folder_writable, check_writable
     from burstkpn.denoising import VIDEO_EXTENSIONS
 
     if out.suffix.lower() in VIDEO_EXTENSIONS:
@@ -587,7 +587,7 @@ def _restore_one(args: argparse.Namespace, task: str, inputs: list[str], model, 
     """``denoise`` / ``deblur`` of one image with a single-image model."""
     import time
 
-    from burstkpn.data.images import write_image
+    from burstkpn.data.io.images import write_image
     from burstkpn.restoration import load_image, restore_image
 
     if len(inputs) != 1:
@@ -615,7 +615,7 @@ def _restore_one(args: argparse.Namespace, task: str, inputs: list[str], model, 
 
 
 def cmd_deblur(args: argparse.Namespace) -> int:
-    from burstkpn.data.images import list_images
+    from burstkpn.data.io.images import list_images
     from burstkpn.denoising import check_tile
     from burstkpn.restoration import is_single_image, load_restoration_model
 
@@ -643,7 +643,7 @@ def default_denoise_model(inputs: list[str], *, linear: bool) -> str:
     (``--linear``) and raw files (developed here linearly, without tone curve, sharpening or
     compression: :mod:`burstkpn.data.raw`) keep :data:`LINEAR_MODEL`, as does everything
     while no weights of ``REAL_MODEL`` are shipped."""
-    from burstkpn.data.raw import RAW_EXTENSIONS
+    from burstkpn.data.io.raw import RAW_EXTENSIONS
     from burstkpn.models.factory import weights_dir
 
     def raw(path: str) -> bool:
@@ -662,7 +662,7 @@ def default_denoise_model(inputs: list[str], *, linear: bool) -> str:
 def cmd_denoise(args: argparse.Namespace) -> int:
     import time
 
-    from burstkpn.data.images import list_images, write_image
+    from burstkpn.data.io.images import list_images, write_image
     from burstkpn.denoising import (
         VIDEO_EXTENSIONS,
         check_frame_sizes,
@@ -796,7 +796,7 @@ def _check_backend(args: argparse.Namespace, out: Path) -> None:
 
 def _refuse_linear_raw(linear: bool, inputs: list[str]) -> None:
     """``--linear`` with camera raw files, which are developed to sRGB: a one-line error."""
-    from burstkpn.data.raw import is_raw
+    from burstkpn.data.io.raw import is_raw
 
     if linear and any(is_raw(i) for i in inputs):
         raise InputError("raw files are developed to sRGB before denoising: drop --linear")
@@ -886,7 +886,7 @@ DEMO_NAME = "burstkpn_demo.png"  # demo's default output: burstkpn_demo_2.png, .
 def _write_new(name: str, image) -> Path:
     """Write ``image`` under ``name`` or, when taken, the first free ``STEM_K.EXT`` (K = 2,
     3, ...), each created exclusively: reruns never overwrite anything."""
-    from burstkpn.data.images import write_image
+    from burstkpn.data.io.images import write_image
     from burstkpn.errors import OutputExistsError
 
     path = Path(name)
@@ -905,10 +905,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from burstkpn.data.datasets import match_channels
-    from burstkpn.data.images import list_images, load_linear, to_display, write_image
-    from burstkpn.data.noise import parse_noise
-    from burstkpn.data.synth import synthesize_burst
+    from burstkpn.data.degrade.noise import parse_noise
+    from burstkpn.data.degrade.synth import synthesize_burst
+    from burstkpn.data.io.images import list_images, load_linear, to_display, write_image
+    from burstkpn.data.sampling import match_channels
     from burstkpn.denoising import denoise_burst
     from burstkpn.metrics import psnr
     from burstkpn.viz import contact_sheet, label_tile

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from burstkpn.data.estimate import (
+from burstkpn.data.degrade.estimate import (
     BurstNoiseEstimate,
     ImageNoiseEstimate,
     estimate_burst_noise,
     estimate_or_floor,
 )
-from burstkpn.data.images import (
+from burstkpn.data.degrade.noise import estimate_noise_map, parse_noise
+from burstkpn.data.io.images import (
     image_size,
     image_to_tensor,
     linear_to_srgb,
@@ -41,7 +42,6 @@ from burstkpn.data.images import (
     read_image,
     srgb_to_linear,
 )
-from burstkpn.data.noise import estimate_noise_map, parse_noise
 from burstkpn.errors import InputError
 from burstkpn.profiling import stage
 
@@ -404,7 +404,7 @@ class _VideoWriter:
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
         if self.container is None:
-            from burstkpn.data.images import write_image
+            from burstkpn.data.io.images import write_image
 
             name = os.path.join(self.tmp, FRAME_NAME.format(self.count))
             write_image(name, arr, bits=self.bits)
@@ -422,7 +422,7 @@ class _VideoWriter:
         """Finish and publish; whatever happens, nothing temporary is left."""
         try:
             if self.container is not None:
-                from burstkpn.data.files import publish
+                from burstkpn.data.io.files import publish
 
                 for packet in self.stream.encode():
                     self.container.mux(packet)
@@ -436,7 +436,7 @@ class _VideoWriter:
         _warn_stale_frames(self.out, self.count)
 
     def _publish_frames(self) -> None:
-        from burstkpn.data.files import publish
+        from burstkpn.data.io.files import publish
 
         done = []
         try:

@@ -23,7 +23,7 @@ import os
 import numpy as np
 import torch
 
-from burstkpn.data.images import image_to_tensor, linear_to_srgb, read_image, srgb_to_linear
+from burstkpn.data.io.images import image_to_tensor, linear_to_srgb, read_image, srgb_to_linear
 from burstkpn.errors import InputError
 from burstkpn.models.traits import model_traits, traits_from_config
 
@@ -100,8 +100,8 @@ def restore_image(
     x = (image.float() if linear else srgb_to_linear(image.float()))[None, None]
     nmap = None
     if not traits.blind:  # non-blind models get the estimated noise
-        from burstkpn.data.estimate import estimate_or_floor
-        from burstkpn.data.noise import estimate_noise_map
+        from burstkpn.data.degrade.estimate import estimate_or_floor
+        from burstkpn.data.degrade.noise import estimate_noise_map
 
         sigma_r, sigma_s = estimate_or_floor(x[0, 0])
         nmap = estimate_noise_map(x[:, 0], sigma_r, sigma_s)

@@ -49,10 +49,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from burstkpn.data.datasets import SyntheticBurstDataset, match_channels
-from burstkpn.data.files import atomic_write_bytes
-from burstkpn.data.images import list_images, load_linear
-from burstkpn.data.synth import synthesize_burst
+from burstkpn.data.datasets import SyntheticBurstDataset
+from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.io.files import atomic_write_bytes
+from burstkpn.data.io.images import list_images, load_linear
+from burstkpn.data.sampling import match_channels
 from burstkpn.errors import InputError
 from burstkpn.losses import (
     RESTORATION_LOSSES,
@@ -230,14 +231,14 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     if layout == "auto":
         layout = "photos"
         if task != "burst" and cfg.data is not None and Path(cfg.data).is_dir():
-            from burstkpn.data.paired import _image_files, detect_layout
+            from burstkpn.data.io.pairs import _image_files, detect_layout
 
             layout = detect_layout(_image_files(Path(cfg.data))) or "photos"
     if layout == "photos":
         if cfg.data is not None:
             list_images(cfg.data)  # fail early on a bad folder
     else:
-        from burstkpn.data.paired import find_pairs
+        from burstkpn.data.io.pairs import find_pairs
 
         if cfg.data is None:
             raise InputError(f"layout '{layout}' needs --data, a folder of {layout} pairs")
@@ -260,7 +261,7 @@ def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     """The video task: clip models only; loss eq. (11) (``group_annealed``) or eq. (9)
     (``gamma_l1``); ``--data`` photos, or a clip folder (then ``clips`` with fraction 1);
     ``num_frames`` the model's clip length."""
-    from burstkpn.data.video import find_clips, is_clip_folder
+    from burstkpn.data.io.clips import find_clips, is_clip_folder
 
     task = "video" if cfg.task == "auto" else cfg.task
     if task != "video" or model_traits(model).kind != "clip":
@@ -391,7 +392,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
     batch)``), each drawn from its own seeded generator."""
     length = max(cfg.steps, 1) * cfg.batch_size
     if cfg.task == "video":
-        from burstkpn.data.video import SyntheticClipDataset
+        from burstkpn.data.datasets import SyntheticClipDataset
 
         return SyntheticClipDataset(
             cfg.data,
@@ -405,7 +406,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
             **_noise_ranges(cfg),
         )
     if cfg.task in ("denoise", "deblur"):
-        from burstkpn.data.paired import PairedImageDataset
+        from burstkpn.data.datasets import PairedImageDataset
 
         if cfg.layout != "photos":
             return PairedImageDataset(
@@ -438,7 +439,7 @@ def _synthetic_pairs(
     cfg: TrainConfig, source, patch: int, length: int, seed: int, *, augment: bool
 ) -> Dataset:
     """Synthetic noisy / clean (denoise) or blurry / sharp (deblur) pairs from clean photos."""
-    from burstkpn.data.paired import SyntheticBlurPairs, SyntheticNoisyPairs
+    from burstkpn.data.datasets import SyntheticBlurPairs, SyntheticNoisyPairs
 
     common = {"patch_size": patch, "length": length, "seed": seed, "channels": 3}
     if cfg.task == "deblur":
@@ -493,8 +494,8 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
 def _video_val_set(cfg: TrainConfig) -> list[dict]:
     """``val_bursts`` fixed clips with synthetic motion from the validation photos, cycling
     through the paper's Low / High levels (deformable_kernels.md Tables 2-3)."""
-    from burstkpn.data.noise import add_noise, estimate_noise_map, parse_noise
-    from burstkpn.data.video import burst_order, synthesize_clip
+    from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
+    from burstkpn.data.degrade.video import burst_order, synthesize_clip
 
     images = [match_channels(load_linear(r), 3) for r in list_images(cfg.val_data)]
     out = []
@@ -950,7 +951,7 @@ def training_seconds(run: Path, until: int | None = None, since: int = 0) -> flo
 
 def _testset_options(generator: dict) -> str:
     """The ``make-testset`` options that rebuild a test set from its manifest's generator."""
-    from burstkpn.data.testset import DEFAULT_LEVELS
+    from burstkpn.data.testsets.burst import DEFAULT_LEVELS
 
     names = [lv["name"] for lv in generator.get("levels", [])]
     opts = [f"--seed {generator['seed']}"]
@@ -968,7 +969,7 @@ def _testset_options(generator: dict) -> str:
 def _burst_testset(testset) -> bool:
     """Whether ``testset`` was written by ``make-testset`` (bursts, or single noisy images with
     ``--frames 1``): a single-image denoiser is then scored per noise level like a burst model."""
-    from burstkpn.data.testset import FORMAT
+    from burstkpn.data.testsets.burst import FORMAT
 
     manifest = Path(testset) / "manifest.json"
     if not manifest.is_file():
@@ -1094,7 +1095,7 @@ def export_weights(
     elif testset is not None:
         from burstkpn.bench.methods import model_method, reference
         from burstkpn.bench.quality import select_entries
-        from burstkpn.data.testset import TestSet
+        from burstkpn.data.testsets.burst import TestSet
         from burstkpn.metrics import ssim
 
         ts = TestSet(testset)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from burstkpn.cli import main
-from burstkpn.data.images import linear_to_srgb, load_linear, read_image, write_image
+from burstkpn.data.io.images import linear_to_srgb, load_linear, read_image, write_image
 from burstkpn.metrics import psnr
 from burstkpn.models import create_model, save_model
 from burstkpn.restoration import is_single_image, restore, restore_image, weights_name

@@ -65,8 +65,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
 from burstkpn.metrics import BORDER as PAIR_BORDER
 from burstkpn.metrics import psnr, ssim
@@ -164,7 +164,7 @@ def measure_burst_noise(burst: torch.Tensor) -> Level:
     """What ``burstkpn denoise --noise auto`` measures on a linear burst ``(N, C, H, W)``: the
     temporal estimator (``estimate_burst_noise``) for 3 frames or more where it can measure,
     else the spatial one (:func:`measure_image_noise`)."""
-    from burstkpn.data import estimate
+    from burstkpn.data.degrade import estimate
 
     temporal = getattr(estimate, "estimate_burst_noise", None)
     if temporal is not None and burst.shape[0] >= 3:
@@ -180,7 +180,7 @@ def measure_burst_noise(burst: torch.Tensor) -> Level:
 
 def measure_image_noise(image: torch.Tensor) -> Level:
     """The level of a linear image ``(C, H, W)`` (or burst) by the spatial estimator."""
-    from burstkpn.data.estimate import estimate_or_floor
+    from burstkpn.data.degrade.estimate import estimate_or_floor
 
     sigma_r, sigma_s = estimate_or_floor(image)
     return Level(float(sigma_r), float(sigma_s), "estimate_or_floor")
@@ -214,7 +214,7 @@ class Case:
 
     def item(self) -> SimpleNamespace:
         """What :mod:`burstkpn.bench.methods` reads (a test-set burst without offsets)."""
-        from burstkpn.data.noise import estimate_noise_map
+        from burstkpn.data.degrade.noise import estimate_noise_map
 
         noisy = self.linear[None]
         nmap = estimate_noise_map(noisy[:, 0], self.sigma_r, self.sigma_s)
@@ -226,7 +226,7 @@ class Case:
 def list_burst(folder: str | Path, limit: int | None = None) -> list[str]:
     """The frame files of a burst folder, sorted by name (the first ``limit``); one-line errors
     for a missing folder and too few frames."""
-    from burstkpn.data.images import list_images
+    from burstkpn.data.io.images import list_images
 
     refs = list_images(str(folder))[:limit]
     if len(refs) < MIN_FRAMES:
@@ -269,8 +269,8 @@ def pair_loaders(
 ) -> tuple[list[Callable[[], Case]], str]:
     """Loaders of the :class:`Case` of each noisy / clean pair under ``root`` (the first
     ``limit`` by name), and the layout found."""
-    from burstkpn.data.images import image_to_tensor, read_image
-    from burstkpn.data.paired import _image_files, detect_layout, find_pairs
+    from burstkpn.data.io.images import image_to_tensor, read_image
+    from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
 
     root = Path(root)
     found = find_pairs(root)[:limit]

@@ -54,9 +54,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from burstkpn.data.deblur_testset import DeblurTestSet, RestorePair
-from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.testsets.deblur import DeblurTestSet, RestorePair
 from burstkpn.errors import InputError
 from burstkpn.metrics import psnr, ssim
 
@@ -213,9 +213,9 @@ def restore_items(
 ) -> tuple[list[Callable[[], RestorePair]], list[str], str]:
     """Loaders of the selected pairs (the first ``limit`` images by name, every level), the
     levels, and a description of the source."""
-    from burstkpn.data.datasets import match_channels
-    from burstkpn.data.images import load_linear
-    from burstkpn.data.paired import _image_files, detect_layout, find_pairs
+    from burstkpn.data.io.images import load_linear
+    from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
+    from burstkpn.data.sampling import match_channels
 
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (use one of {', '.join(TASKS)})")

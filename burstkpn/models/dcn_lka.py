@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
 from burstkpn.models.kpn import DenoiseOutput, pad_to_multiple
 from burstkpn.models.lka import ChannelAttention, DeformableBlock, LKAResidualBlock, ResidualBlock

@@ -16,10 +16,10 @@ from burstkpn.bench.video import (
     window_method,
 )
 from burstkpn.cli import main
-from burstkpn.data.video_testset import TestWindow, make_video_testset
+from burstkpn.data.testsets.video import TestWindow, make_video_testset
 from burstkpn.errors import InputError
 from burstkpn.models import create_model, save_model
-from tests.data.test_video_data import make_clip_folder
+from tests.data.io.test_clips import make_clip_folder
 
 
 @pytest.fixture
