@@ -510,8 +510,8 @@ class PairedImageDataset(SeededEpochDataset):
 
 
 class _PhotoPairs(SeededEpochDataset):
-    """Square regions of clean photos (as :class:`~burstkpn.data.datasets.SyntheticBurstDataset`
-    reads them), for the synthetic pair datasets below."""
+    """Square regions of clean photos (as :class:`SyntheticBurstDataset` reads them), for the
+    synthetic pair datasets below."""
 
     def __init__(
         self,
@@ -550,13 +550,14 @@ class _PhotoPairs(SeededEpochDataset):
 
 class SyntheticNoisyPairs(_PhotoPairs):
     """Noisy / clean pairs from clean photos with the package's noise model
-    (:mod:`burstkpn.data.degrade.noise`): ``x ~ N(y, sigma_r^2 + sigma_s y)`` in linear light, the
-    parameters drawn per item from the training ranges (log-uniform by default), so after the
-    sRGB encoding the noise is signal-dependent as a camera's. ``correlation`` ``(lo, hi)``
-    draws a spatial correlation per item (:func:`correlated_noise`; ``(0, 0)``, the default, is
-    white noise, the noise model as the papers state it; ``(0, 1)`` imitates demosaiced JPEGs
-    such as PolyU's). Items add ``noise_map`` ``(C, P, P)`` (eq. 1) and ``sigma_r`` /
-    ``sigma_s`` to ``noisy`` / ``clean``."""
+    (:mod:`burstkpn.data.degrade.noise`): ``x ~ N(y, sigma_r^2 + sigma_s y)`` in linear light,
+    the parameters drawn per item from the training ranges (log-uniform by default), so after
+    the sRGB encoding the noise is signal-dependent as a camera's. ``correlation`` ``(lo, hi)``
+    draws a spatial correlation per item
+    (:func:`~burstkpn.data.degrade.noise.correlated_noise`; ``(0, 0)``, the default, is white
+    noise, the noise model as the papers state it; ``(0, 1)`` imitates demosaiced JPEGs such as
+    PolyU's). Items add ``noise_map`` ``(C, P, P)`` (eq. 1) and ``sigma_r`` / ``sigma_s`` to
+    ``noisy`` / ``clean``."""
 
     def __init__(
         self,
@@ -605,10 +606,11 @@ class SyntheticNoisyPairs(_PhotoPairs):
 class SyntheticBlurPairs(_PhotoPairs):
     """Blurry / sharp pairs from clean photos: a region of ``P + K - 1`` pixels is convolved in
     linear light (where light adds up during an exposure) with a random
-    :func:`motion_blur_kernel` of size ``K = kernel_size`` and only the valid ``P x P`` part is
-    kept, so no border is invented; the sharp target is the same ``P x P`` window. With
-    ``noise=True`` the blurry image also gets the package's noise (parameters drawn from
-    ``sigma_r_range`` / ``sigma_s_range``, log-uniform). Items add ``kernel`` ``(K, K)``."""
+    :func:`~burstkpn.data.degrade.blur.motion_blur_kernel` of size ``K = kernel_size`` and only
+    the valid ``P x P`` part is kept, so no border is invented; the sharp target is the same
+    ``P x P`` window. With ``noise=True`` the blurry image also gets the package's noise
+    (parameters drawn from ``sigma_r_range`` / ``sigma_s_range``, log-uniform). Items add
+    ``kernel`` ``(K, K)``."""
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from burstkpn.data.datasets import SyntheticClipDataset
+from burstkpn.data.io.images import linear_to_srgb
 from burstkpn.errors import InputError
 from tests.data.io.test_clips import make_clip_folder
 
@@ -51,8 +52,6 @@ def test_clip_dataset_from_disk_keeps_the_frame_order(tmp_path):
 
 def _frame_codes(frames: torch.Tensor) -> list[int]:
     """Frame index k of the flat test frames (value 20 (k + 1) [+ 1]), from noisy means."""
-    from burstkpn.data.io.images import linear_to_srgb
-
     values = linear_to_srgb(frames.mean(dim=(1, 2, 3)).clamp(0, 1)) * 255
     return [round(float(v) / 20) - 1 for v in values]
 

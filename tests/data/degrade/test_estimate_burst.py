@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from burstkpn.data.degrade import camera
 from burstkpn.data.degrade.estimate import (
     BurstNoiseEstimate,
     NothingToEstimate,
     estimate_burst_noise,
+    estimate_or_floor,
     integer_overlap,
 )
 from burstkpn.data.degrade.noise import NOISE_LEVELS, add_noise
 from burstkpn.data.degrade.synth import synthesize_burst
-from burstkpn.data.io.images import image_to_tensor, read_image, srgb_to_linear
+from burstkpn.data.io.images import image_to_tensor, linear_to_srgb, read_image, srgb_to_linear
 from burstkpn.errors import InputError
 
 
@@ -82,8 +84,6 @@ def test_local_motion_does_not_inflate(level):
 
 def test_clipped_eight_bit_frames():
     """Quantised to 8-bit sRGB and clipped like a developed file: still within 10 %."""
-    from burstkpn.data.io.images import linear_to_srgb
-
     clean = _clean_burst("chelsea", size=192) * 1.3  # some highlights clip
     lv = NOISE_LEVELS["gain2"]
     noisy = add_noise(clean, lv.sigma_r, lv.sigma_s, torch.Generator().manual_seed(4))
@@ -123,8 +123,6 @@ def test_denoise_auto_uses_the_burst_estimate():
     clean = _clean_burst("chelsea", size=128)[:4]
     lv = NOISE_LEVELS["gain2"]
     noisy = add_noise(clean, lv.sigma_r, lv.sigma_s, torch.Generator().manual_seed(5))
-    from burstkpn.data.io.images import linear_to_srgb
-
     frames = linear_to_srgb(noisy.clamp(0, 1))
     res = denoise_burst(frames, model, noise="auto", tile=0, precision="fp32")
     assert res.noise_source == "burst"
@@ -142,8 +140,6 @@ def test_camera_pipeline_noise_within_ten_percent(raw, jpeg):
     """Spatially and cross-channel correlated noise (demosaicking, colour correction, tone
     curve, sharpening, optionally JPEG): the truth is the random part of the reference's
     error, its difference from the reference developed without noise."""
-    from burstkpn.data.degrade import camera
-
     clean = _clean_burst("coffee", seed=2)
     g = torch.Generator().manual_seed(6)
     params = camera.sample_camera_params(g)
@@ -157,8 +153,6 @@ def test_camera_pipeline_noise_within_ten_percent(raw, jpeg):
     got = float(np.sqrt(np.mean([est.variance(y[c][keep[c]].numpy(), c).mean() for c in range(3)])))
     assert abs(got / truth - 1) < 0.1, (got, truth)
     # the single-image estimator, which assumes white noise, is far off on such noise
-    from burstkpn.data.degrade.estimate import estimate_or_floor
-
     sr, ss = estimate_or_floor(noisy)
     single = float((sr * sr + ss * y[keep]).mean().sqrt())
     assert abs(single / truth - 1) > 0.2

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from burstkpn.data.io.files import atomic_write_bytes, default_file_mode
 from burstkpn.data.io.images import (
     image_to_tensor,
     linear_to_srgb,
@@ -115,8 +116,6 @@ def test_nan_tiff_rejected(tmp_path):
 
 def test_written_files_get_normal_permissions(tmp_path):
     import os
-
-    from burstkpn.data.io.files import atomic_write_bytes, default_file_mode
 
     write_image(tmp_path / "a.png", np.zeros((4, 4, 3)))
     atomic_write_bytes(tmp_path / "b.bin", b"x")
