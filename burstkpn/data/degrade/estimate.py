@@ -395,7 +395,7 @@ def estimate_burst_noise(
     4. ``sigma^2 = a + b * x`` per channel, a non-negative least-squares line through the
        bins (:func:`nonnegative_line`, unweighted).
 
-    Measured (``tests/data/test_estimate_burst.py``; ``benchmarks/burst_noise_estimate.py``
+    Measured (``tests/data/degrade/test_estimate_burst.py``; ``benchmarks/burst_noise_estimate.py``
     for the table in the training docs): within 10 % of the reference's true level on
     independent noise at Gains 1-4, with local motion, and on camera-pipeline bursts without
     JPEG; with JPEG at the lowest noise up to about 13 % low, because JPEG removes more noise
