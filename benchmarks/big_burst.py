@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from burstkpn.data.images import linear_to_srgb, load_linear, write_image
-from burstkpn.data.noise import NOISE_LEVELS, add_noise
+from burstkpn.data.degrade.noise import NOISE_LEVELS, add_noise
+from burstkpn.data.io.images import linear_to_srgb, load_linear, write_image
 
 SHIFTS = ((0, 0), (3, -4), (-5, 2), (1, 6), (-2, -3), (4, 1), (-6, -1), (2, -5))
 

@@ -3,7 +3,7 @@ synthetic 8-frame bursts of embedded photos (quarter-pixel motion, 224 px):
 
 - independent noise (Gains 1-4), the truth being ``sigma_r^2 + sigma_s * y`` on the reference;
 - the same with a 90x90 object moving 3-4 px per frame (local motion);
-- camera-pipeline noise (burstkpn.data.camera; no JPEG, JPEG quality 90 and 75) at three raw
+- camera-pipeline noise (burstkpn.data.degrade.camera; no JPEG, JPEG quality 90 and 75) at three raw
   levels, the truth being the random part of the reference's error: its difference from the
   reference developed without noise (what averaging frames can remove).
 
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from burstkpn.data import camera
-from burstkpn.data.estimate import estimate_burst_noise, estimate_or_floor
-from burstkpn.data.images import image_to_tensor, read_image, srgb_to_linear
-from burstkpn.data.noise import NOISE_LEVELS, add_noise
-from burstkpn.data.synth import synthesize_burst
+from burstkpn.data.degrade import camera
+from burstkpn.data.degrade.estimate import estimate_burst_noise, estimate_or_floor
+from burstkpn.data.degrade.noise import NOISE_LEVELS, add_noise
+from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.io.images import image_to_tensor, read_image, srgb_to_linear
 
 FIELDS = ("image", "noise", "level", "truth", "burst", "single", "rejected")
 PHOTOS = ("astronaut", "coffee", "chelsea")

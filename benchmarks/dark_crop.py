@@ -13,9 +13,9 @@ import sys
 
 import torch
 
-from burstkpn.data.images import load_linear
-from burstkpn.data.noise import NOISE_LEVELS, estimate_noise_map
-from burstkpn.data.synth import synthesize_burst
+from burstkpn.data.degrade.noise import NOISE_LEVELS, estimate_noise_map
+from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.io.images import load_linear
 from burstkpn.denoising import denoise_burst
 from burstkpn.inference import resolve_model
 from burstkpn.metrics import psnr

@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from burstkpn.bench.methods import align_bm3d, bm3d_reference  # noqa: E402
-from burstkpn.data.files import atomic_write_bytes  # noqa: E402
-from burstkpn.data.noise import NOISE_LEVELS  # noqa: E402
+from burstkpn.data.degrade.noise import NOISE_LEVELS  # noqa: E402
+from burstkpn.data.io.files import atomic_write_bytes  # noqa: E402
 from burstkpn.metrics import psnr  # noqa: E402
 from burstkpn.train import VAL_LEVELS, make_val_set, read_config  # noqa: E402
 

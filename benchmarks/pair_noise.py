@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from burstkpn.data.images import linear_to_srgb, load_linear
-from burstkpn.data.paired import find_pairs
+from burstkpn.data.io.images import linear_to_srgb, load_linear
+from burstkpn.data.io.pairs import find_pairs
 
 
 def main() -> None:

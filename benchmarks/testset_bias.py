@@ -18,7 +18,7 @@ from collections import defaultdict
 import torch
 
 from burstkpn.bench.quality import select_entries
-from burstkpn.data.testset import TestSet
+from burstkpn.data.testsets.burst import TestSet
 from burstkpn.inference import resolve_model
 from burstkpn.metrics import prepare, psnr
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from burstkpn.bench.quality import markdown_table, standing
-from burstkpn.data.files import atomic_write_bytes
+from burstkpn.data.io.files import atomic_write_bytes
 
 
 def machine() -> str:

@@ -2,8 +2,8 @@
 
 ``denoise(frames, model="ame_kpn", noise="auto")`` takes image files / a folder / an array
 stack, works in linear light (inputs are sRGB-encoded unless ``linear=True``), estimates the
-noise (:mod:`burstkpn.data.estimate`) unless it is given, pre-aligns the frames globally when
-they moved more than the kernels reach (:mod:`burstkpn.ops.align`), runs the model tile by tile
+noise (:mod:`burstkpn.data.degrade.estimate`) unless it is given, pre-aligns the frames globally
+when they moved more than the kernels reach (:mod:`burstkpn.ops.align`), runs the model tile by tile
 in bounded memory (:func:`burstkpn.inference.tiling.tiled_forward`) and returns the image encoded
 back.
 
@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from burstkpn.data.estimate import (
+from burstkpn.data.degrade.estimate import (
     BurstNoiseEstimate,
     ImageNoiseEstimate,
     estimate_burst_noise,
     estimate_or_floor,
 )
-from burstkpn.data.images import (
+from burstkpn.data.degrade.noise import estimate_noise_map, parse_noise
+from burstkpn.data.io.images import (
     image_size,
     image_to_tensor,
     linear_to_srgb,
@@ -41,7 +42,6 @@ from burstkpn.data.images import (
     read_image,
     srgb_to_linear,
 )
-from burstkpn.data.noise import estimate_noise_map, parse_noise
 from burstkpn.errors import InputError
 from burstkpn.inference.resolve import resolve_model
 from burstkpn.inference.runner import DEFAULT_TILE, Runner, runner_for
@@ -92,7 +92,7 @@ def load_frames(
 
 def check_frame_sizes(refs: Sequence[str]) -> None:
     """Compare the frames' sizes from their headers, before any is decoded (and refuse any
-    over :data:`~burstkpn.data.images.MAX_PIXELS`); files whose header is not read (camera
+    over :data:`~burstkpn.data.io.images.MAX_PIXELS`); files whose header is not read (camera
     raw) are compared after decoding."""
     sizes = [(ref, image_size(ref)) for ref in refs]
     known = [(ref, size) for ref, size in sizes if size is not None]
@@ -391,7 +391,7 @@ class _VideoWriter:
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
         if self.container is None:
-            from burstkpn.data.images import write_image
+            from burstkpn.data.io.images import write_image
 
             name = os.path.join(self.tmp, FRAME_NAME.format(self.count))
             write_image(name, arr, bits=self.bits)
@@ -409,7 +409,7 @@ class _VideoWriter:
         """Finish and publish; whatever happens, nothing temporary is left."""
         try:
             if self.container is not None:
-                from burstkpn.data.files import publish
+                from burstkpn.data.io.files import publish
 
                 for packet in self.stream.encode():
                     self.container.mux(packet)
@@ -423,7 +423,7 @@ class _VideoWriter:
         _warn_stale_frames(self.out, self.count)
 
     def _publish_frames(self) -> None:
-        from burstkpn.data.files import publish
+        from burstkpn.data.io.files import publish
 
         done = []
         try:

@@ -279,7 +279,7 @@ def export_onnx(
     ONNX file, written atomically and checked with ``onnx.checker``; returns the path.
     ``frames``: the burst length the graph takes (default the model's); ``overwrite=False``
     refuses an existing file."""
-    from burstkpn.data.files import atomic_write_bytes
+    from burstkpn.data.io.files import atomic_write_bytes
 
     source = ""
     if isinstance(model_or_name, str):
@@ -303,7 +303,7 @@ def cached_export(model: nn.Module, opset: int = DEFAULT_OPSET) -> Path:
     weights' digest, the exporter's format and the torch version; a temporary folder serves
     when the cache cannot be written."""
     from burstkpn import __version__
-    from burstkpn.data.files import atomic_write_bytes
+    from burstkpn.data.io.files import atomic_write_bytes
 
     net = check_exportable(model)
     key = hashlib.sha256(

@@ -26,24 +26,24 @@ import numpy as np
 import torch
 
 from burstkpn import denoising, restoration
-from burstkpn.data.datasets import match_channels
-from burstkpn.data.files import (
+from burstkpn.data.degrade.noise import NoiseLevel, parse_noise
+from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.io.files import (
     atomic_write_bytes,
     check_folder_writable,
     check_writable,
     prepare_output_dir,
 )
-from burstkpn.data.images import (
+from burstkpn.data.io.images import (
     IMAGE_EXTENSIONS,
     list_images,
     load_linear,
     to_display,
     write_image,
 )
-from burstkpn.data.noise import NoiseLevel, parse_noise
-from burstkpn.data.raw import RAW_EXTENSIONS, is_raw
-from burstkpn.data.synth import synthesize_burst
-from burstkpn.data.testset import burst_npz
+from burstkpn.data.io.raw import RAW_EXTENSIONS, is_raw
+from burstkpn.data.sampling import match_channels
+from burstkpn.data.testsets.burst import burst_npz
 from burstkpn.denoising import VIDEO_EXTENSIONS
 from burstkpn.errors import InputError, OutputExistsError
 from burstkpn.export import OnnxModel, require
@@ -153,7 +153,7 @@ def default_denoise_model(inputs: Sequence[str], *, linear: bool) -> str:
     PNG, TIFF, video files, whose noise went through a camera's demosaicing, colour
     correction, tone curve, sharpening and compression) get :data:`REAL_MODEL`; linear data
     (``--linear``) and raw files (developed here linearly, without tone curve, sharpening or
-    compression: :mod:`burstkpn.data.raw`) keep :data:`LINEAR_MODEL`, as does everything
+    compression: :mod:`burstkpn.data.io.raw`) keep :data:`LINEAR_MODEL`, as does everything
     while no weights of ``REAL_MODEL`` are shipped."""
 
     def raw(path: str) -> bool:

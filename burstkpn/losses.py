@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from burstkpn.data.images import linear_to_srgb
+from burstkpn.data.io.images import linear_to_srgb
 
 ALPHA = 0.9998
 BETA = 100.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from burstkpn.data.images import linear_to_srgb
+from burstkpn.data.io.images import linear_to_srgb
 
 BORDER = 8
 

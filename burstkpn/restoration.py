@@ -24,9 +24,9 @@ import os
 import numpy as np
 import torch
 
-from burstkpn.data.estimate import estimate_or_floor
-from burstkpn.data.images import image_to_tensor, linear_to_srgb, read_image, srgb_to_linear
-from burstkpn.data.noise import estimate_noise_map
+from burstkpn.data.degrade.estimate import estimate_or_floor
+from burstkpn.data.degrade.noise import estimate_noise_map
+from burstkpn.data.io.images import image_to_tensor, linear_to_srgb, read_image, srgb_to_linear
 from burstkpn.errors import InputError
 from burstkpn.inference.resolve import resolve_model
 from burstkpn.inference.runner import DEFAULT_TILE, Runner, runner_for
@@ -73,7 +73,7 @@ def restore_image(
     ``(C, H, W)`` in [0, 1], encoded like the input. Images larger than ``tile`` are processed
     in tiles with ``margin`` px of context (default: the model's ``tile_margin``); ``tile=0``
     runs the whole image at once. Models that are not blind get the noise estimated from the
-    image (:mod:`burstkpn.data.estimate`)."""
+    image (:mod:`burstkpn.data.degrade.estimate`)."""
     runner = runner_for(model, device=device, precision=precision)
     if runner.traits.kind != "single":
         raise InputError("this is a burst model; single images need a single-image model")

@@ -11,16 +11,16 @@ workers, after a resume, and split over DDP ranks (rank r takes its slice of the
 
 Tasks: ``burst`` (the default for burst models) trains on synthetic bursts as above;
 ``denoise`` and ``deblur`` train single-image models (dcn_lka.md) on degraded / clean pairs
-(:mod:`burstkpn.data.paired`): synthetic pairs made from a folder of clean photos (our noise
+(:mod:`burstkpn.data.datasets`): synthetic pairs made from a folder of clean photos (our noise
 model; random motion blur), or a paired folder in SIDD / GoPro / PolyU layout (detected), with
 dcn_lka.md's MSE loss, eq. (7), on sRGB values (or ``loss: gamma_l1``), and validation PSNR on
 fixed synthetic pairs from the validation photos. ``video`` (the default for clip models,
-``deform3d``) trains on clips of ``2 tau + 1`` frames (:mod:`burstkpn.data.video`): photos with
-synthetic camera motion and / or clean clips from ``clips`` (a folder of frame folders), with
-deformable_kernels.md eq. (11) (eq. 9 plus the group-annealed term of eq. 10; ``loss: gamma_l1``
-gives eq. 9 alone, Table 4's "w/o annealing term"), validated at the paper's Low / High levels.
-The task, the loss and the data layout are resolved when a run starts and stored in
-``config.yaml``, so ``--resume`` continues the same.
+``deform3d``) trains on clips of ``2 tau + 1`` frames (:mod:`burstkpn.data.degrade.video`):
+photos with synthetic camera motion and / or clean clips from ``clips`` (a folder of frame
+folders), with deformable_kernels.md eq. (11) (eq. 9 plus the group-annealed term of eq. 10;
+``loss: gamma_l1`` gives eq. 9 alone, Table 4's "w/o annealing term"), validated at the
+paper's Low / High levels. The task, the loss and the data layout are resolved when a run
+starts and stored in ``config.yaml``, so ``--resume`` continues the same.
 
 Run folder::
 
@@ -49,10 +49,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from burstkpn.data.datasets import SyntheticBurstDataset, match_channels
-from burstkpn.data.files import atomic_write_bytes
-from burstkpn.data.images import list_images, load_linear
-from burstkpn.data.synth import synthesize_burst
+from burstkpn.data.datasets import SyntheticBurstDataset
+from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.io.files import atomic_write_bytes
+from burstkpn.data.io.images import list_images, load_linear
+from burstkpn.data.sampling import match_channels
 from burstkpn.errors import InputError
 from burstkpn.inference import Runner
 from burstkpn.losses import (
@@ -136,7 +137,7 @@ class TrainConfig:
     blur_noise: bool = False  # deblur, synthetic pairs: add a little noise to the blurry image
     noise_correlation: list = field(default_factory=lambda: [0.0, 0.0])  # denoise, synthetic
     # synthetic noise: ranges of sigma_r and sigma_s, drawn log-uniformly; None: the training
-    # ranges of ame_kpn.md section 3.1 (data/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
+    # ranges of ame_kpn.md section 3.1 (data/degrade/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
     sigma_r_range: list | None = None
     sigma_s_range: list | None = None
     # exponential moving average of the weights (decay per step; 0: off). With it, validation,
@@ -146,8 +147,8 @@ class TrainConfig:
     # [lo, hi] before the noise, for darker scenes than the training photos; None: off
     exposure_range: list | None = None
     # bursts: the share of training bursts whose noise goes through the camera pipeline of
-    # data/camera.py (raw mosaic, demosaicking, colour, tone curve, sharpening, 8 bits, JPEG of
-    # a quality drawn from camera_jpeg; None: no JPEG); 0: independent noise only
+    # data/degrade/camera.py (raw mosaic, demosaicking, colour, tone curve, sharpening, 8 bits,
+    # JPEG of a quality drawn from camera_jpeg; None: no JPEG); 0: independent noise only
     camera_fraction: float = 0.0
     camera_jpeg: list | None = field(default_factory=lambda: [70, 95])
     camera_noise_scale: float = 1 / 3  # raw noise of camera items (development amplifies ~3x)
@@ -231,14 +232,14 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     if layout == "auto":
         layout = "photos"
         if task != "burst" and cfg.data is not None and Path(cfg.data).is_dir():
-            from burstkpn.data.paired import _image_files, detect_layout
+            from burstkpn.data.io.pairs import _image_files, detect_layout
 
             layout = detect_layout(_image_files(Path(cfg.data))) or "photos"
     if layout == "photos":
         if cfg.data is not None:
             list_images(cfg.data)  # fail early on a bad folder
     else:
-        from burstkpn.data.paired import find_pairs
+        from burstkpn.data.io.pairs import find_pairs
 
         if cfg.data is None:
             raise InputError(f"layout '{layout}' needs --data, a folder of {layout} pairs")
@@ -261,7 +262,7 @@ def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
     """The video task: clip models only; loss eq. (11) (``group_annealed``) or eq. (9)
     (``gamma_l1``); ``--data`` photos, or a clip folder (then ``clips`` with fraction 1);
     ``num_frames`` the model's clip length."""
-    from burstkpn.data.video import find_clips, is_clip_folder
+    from burstkpn.data.io.clips import find_clips, is_clip_folder
 
     task = "video" if cfg.task == "auto" else cfg.task
     if task != "video" or model_traits(model).kind != "clip":
@@ -392,7 +393,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
     batch)``), each drawn from its own seeded generator."""
     length = max(cfg.steps, 1) * cfg.batch_size
     if cfg.task == "video":
-        from burstkpn.data.video import SyntheticClipDataset
+        from burstkpn.data.datasets import SyntheticClipDataset
 
         return SyntheticClipDataset(
             cfg.data,
@@ -406,7 +407,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
             **_noise_ranges(cfg),
         )
     if cfg.task in ("denoise", "deblur"):
-        from burstkpn.data.paired import PairedImageDataset
+        from burstkpn.data.datasets import PairedImageDataset
 
         if cfg.layout != "photos":
             return PairedImageDataset(
@@ -439,7 +440,7 @@ def _synthetic_pairs(
     cfg: TrainConfig, source, patch: int, length: int, seed: int, *, augment: bool
 ) -> Dataset:
     """Synthetic noisy / clean (denoise) or blurry / sharp (deblur) pairs from clean photos."""
-    from burstkpn.data.paired import SyntheticBlurPairs, SyntheticNoisyPairs
+    from burstkpn.data.datasets import SyntheticBlurPairs, SyntheticNoisyPairs
 
     common = {"patch_size": patch, "length": length, "seed": seed, "channels": 3}
     if cfg.task == "deblur":
@@ -494,8 +495,8 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
 def _video_val_set(cfg: TrainConfig) -> list[dict]:
     """``val_bursts`` fixed clips with synthetic motion from the validation photos, cycling
     through the paper's Low / High levels (deformable_kernels.md Tables 2-3)."""
-    from burstkpn.data.noise import add_noise, estimate_noise_map, parse_noise
-    from burstkpn.data.video import burst_order, synthesize_clip
+    from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
+    from burstkpn.data.degrade.video import burst_order, synthesize_clip
 
     images = [match_channels(load_linear(r), 3) for r in list_images(cfg.val_data)]
     out = []
@@ -954,7 +955,7 @@ def training_seconds(run: Path, until: int | None = None, since: int = 0) -> flo
 
 def _testset_options(generator: dict) -> str:
     """The ``make-testset`` options that rebuild a test set from its manifest's generator."""
-    from burstkpn.data.testset import DEFAULT_LEVELS
+    from burstkpn.data.testsets.burst import DEFAULT_LEVELS
 
     names = [lv["name"] for lv in generator.get("levels", [])]
     opts = [f"--seed {generator['seed']}"]
@@ -972,7 +973,7 @@ def _testset_options(generator: dict) -> str:
 def _burst_testset(testset) -> bool:
     """Whether ``testset`` was written by ``make-testset`` (bursts, or single noisy images with
     ``--frames 1``): a single-image denoiser is then scored per noise level like a burst model."""
-    from burstkpn.data.testset import FORMAT
+    from burstkpn.data.testsets.burst import FORMAT
 
     manifest = Path(testset) / "manifest.json"
     if not manifest.is_file():
@@ -1098,7 +1099,7 @@ def export_weights(
     elif testset is not None:
         from burstkpn.bench.methods import model_method, reference
         from burstkpn.bench.quality import select_entries
-        from burstkpn.data.testset import TestSet
+        from burstkpn.data.testsets.burst import TestSet
         from burstkpn.metrics import ssim
 
         ts = TestSet(testset)

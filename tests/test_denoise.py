@@ -8,7 +8,7 @@ import torch
 
 import burstkpn
 from burstkpn.cli import main
-from burstkpn.data.images import read_image, write_image
+from burstkpn.data.io.images import read_image, write_image
 from burstkpn.denoising import denoise_burst, load_frames
 from burstkpn.errors import InputError
 from burstkpn.models import create_model, save_model
@@ -132,8 +132,8 @@ def test_demo_with_shipped_weights(tmp_path, capsys):
 
 # ---------------------------------------------------------------- noise estimation, tiling, memory
 def _synthetic_burst(level: str, seed: int = 3):
-    from burstkpn.data.images import load_linear
-    from burstkpn.data.synth import synthesize_burst
+    from burstkpn.data.degrade.synth import synthesize_burst
+    from burstkpn.data.io.images import load_linear
 
     clean = load_linear("astronaut")
     return synthesize_burst(clean[:, 40:360, 120:440], gen(seed), patch_size=96, noise=level)
@@ -146,7 +146,7 @@ def test_auto_noise_within_0_3_db_of_the_true_level(level):
     fail on this dark crop whatever the noise map, 4.6 dB below the noisy input at Gain 1, and
     move 0.5 dB for a 3 % change of sigma_r at Gain 2, so the test would measure the weights'
     sensitivity rather than the estimator; see training/README.md.)"""
-    from burstkpn.data.noise import NOISE_LEVELS
+    from burstkpn.data.degrade.noise import NOISE_LEVELS
     from burstkpn.metrics import psnr
 
     burst = _synthetic_burst(level)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from burstkpn.cli import main
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.denoising import _clip_window, denoise_burst
 from burstkpn.models import create_model, save_model
 

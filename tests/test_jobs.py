@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from burstkpn import jobs
-from burstkpn.data.images import read_image, write_image
+from burstkpn.data.io.images import read_image, write_image
 from burstkpn.errors import InputError
 from burstkpn.models import create_model, save_model
 

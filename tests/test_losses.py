@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from burstkpn.data.images import linear_to_srgb
+from burstkpn.data.io.images import linear_to_srgb
 from burstkpn.losses import anneal_weight, annealed_loss, basic_loss
 from tests.conftest import gen
 

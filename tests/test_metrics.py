@@ -5,7 +5,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from burstkpn.data.images import linear_to_srgb
+from burstkpn.data.io.images import linear_to_srgb
 from burstkpn.metrics import psnr, ssim
 from tests.conftest import gen
 

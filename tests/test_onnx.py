@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from burstkpn.cli import main  # noqa: E402
-from burstkpn.data.images import read_image, write_image  # noqa: E402
+from burstkpn.data.io.images import read_image, write_image  # noqa: E402
 from burstkpn.denoising import denoise_burst, load_frames  # noqa: E402
 from burstkpn.errors import InputError  # noqa: E402
 from burstkpn.export import (  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from burstkpn.cli import main
-from burstkpn.data.images import linear_to_srgb, load_linear, read_image, write_image
+from burstkpn.data.io.images import linear_to_srgb, load_linear, read_image, write_image
 from burstkpn.inference import weights_name
 from burstkpn.metrics import psnr
 from burstkpn.models import create_model, save_model

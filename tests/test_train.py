@@ -85,7 +85,7 @@ def test_run_folder_and_bad_options(tmp_path, photo_folder):
     with pytest.raises(InputError, match="already holds a run"):
         train(cfg, run, progress=False)
     # export-weights: weights + a card that names the run's config, steps and test-set scores
-    from burstkpn.data.testset import make_testset
+    from burstkpn.data.testsets.burst import make_testset
     from burstkpn.models import load_model
     from burstkpn.train import export_weights
 

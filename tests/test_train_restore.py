@@ -103,7 +103,7 @@ def test_task_and_loss_checks(tmp_path, photo_folder):
 
 
 def test_restoration_loss_is_mse_on_srgb_values():
-    from burstkpn.data.images import linear_to_srgb
+    from burstkpn.data.io.images import linear_to_srgb
 
     pred, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     terms = restoration_loss(pred, target, "mse")
@@ -113,7 +113,7 @@ def test_restoration_loss_is_mse_on_srgb_values():
 
 
 def test_export_weights_scores_a_deblur_run_on_a_deblur_testset(tmp_path, photo_folder):
-    from burstkpn.data.deblur_testset import make_deblur_testset
+    from burstkpn.data.testsets.deblur import make_deblur_testset
     from burstkpn.restoration import load_restoration_model
     from burstkpn.train import export_weights
 
@@ -132,7 +132,7 @@ def test_export_weights_scores_a_deblur_run_on_a_deblur_testset(tmp_path, photo_
 def test_export_weights_scores_a_denoise_run_per_level_on_a_single_image_testset(
     tmp_path, photo_folder
 ):
-    from burstkpn.data.testset import make_testset
+    from burstkpn.data.testsets.burst import make_testset
     from burstkpn.train import export_weights
 
     run = tmp_path / "run"

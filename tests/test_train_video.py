@@ -15,7 +15,7 @@ from burstkpn.cli import main
 from burstkpn.errors import InputError
 from burstkpn.losses import anneal_weight
 from burstkpn.train import TrainConfig, train
-from tests.data.test_video_data import make_clip_folder
+from tests.data.io.test_clips import make_clip_folder
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -92,7 +92,7 @@ def test_video_task_checks(tmp_path, photo_folder):
 
 
 def test_export_weights_scores_a_video_run_on_a_video_testset(tmp_path, photo_folder):
-    from burstkpn.data.video_testset import make_video_testset
+    from burstkpn.data.testsets.video import make_video_testset
     from burstkpn.train import export_weights
 
     clips = make_clip_folder(tmp_path / "clips", frames=5, size=(36, 40))

@@ -11,8 +11,8 @@ import torch
 
 import burstkpn.denoising as denoising
 from burstkpn.cli import main
-from burstkpn.data.estimate import BurstNoiseEstimate, ImageNoiseEstimate
-from burstkpn.data.images import read_image, write_image
+from burstkpn.data.degrade.estimate import BurstNoiseEstimate, ImageNoiseEstimate
+from burstkpn.data.io.images import read_image, write_image
 from burstkpn.models import create_model, load_model, save_model
 
 SIZE = (40, 52)

@@ -1,8 +1,8 @@
 """Denoising methods behind one interface: a callable from a benchmark burst to an image.
 
 Every method takes an object with ``noisy`` ``(1, N, C, H, W)``, ``noise_map`` ``(1, C, H, W)``,
-``sigma_r``, ``sigma_s`` and ``offsets`` (a :class:`~burstkpn.data.testset.TestBurst`) and returns
-the denoised reference ``(1, C, H, W)``, all in linear light.
+``sigma_r``, ``sigma_s`` and ``offsets`` (a :class:`~burstkpn.data.testsets.burst.TestBurst`)
+and returns the denoised reference ``(1, C, H, W)``, all in linear light.
 
 Classical methods and heteroscedastic noise: NLM and BM3D assume signal-independent Gaussian
 noise, while ours has variance ``sigma_r^2 + sigma_s * y``. As an expert would, we apply the

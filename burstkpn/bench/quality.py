@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.bench.methods import resolve_method
-from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
-from burstkpn.data.testset import TestSet
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.testsets.burst import TestSet
 from burstkpn.errors import InputError
 from burstkpn.metrics import psnr, ssim
 from burstkpn.models.traits import model_traits

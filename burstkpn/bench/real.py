@@ -5,7 +5,7 @@ halves: frames ``0 .. ceil(N/2) - 1`` and ``ceil(N/2) .. N - 1`` (:func:`split_b
 0-3 and 4-6). Every method denoises the first half, with its first frame as the reference. The
 *pseudo ground truth* is the second half moved onto the reference (global translation,
 :func:`burstkpn.ops.align.estimate_shifts` / :func:`~burstkpn.ops.align.apply_shifts`) and
-averaged, in linear light (:func:`burstkpn.data.images.srgb_to_linear`), then sRGB-encoded.
+averaged, in linear light (:func:`burstkpn.data.io.images.srgb_to_linear`), then sRGB-encoded.
 
 It is an independent noisy estimate of the same scene, so its error adds (in expectation) the
 same mean squared error to every method: ``E|out - gt'|^2 = E|out - gt|^2 + E|gt' - gt|^2``.
@@ -15,7 +15,7 @@ Anything that is not static (leaves in the wind, a moving person) counts against
 
 **Real pairs** (``burstkpn bench real --pairs DIR``): noisy / mean images of a static scene
 (PolyU: ``X_real.JPG`` or ``X_Real.JPG`` with ``X_mean.JPG``, names matched case-insensitively
-by :func:`burstkpn.data.paired.find_pairs`); the noisy image is the only frame, the mean of many
+by :func:`burstkpn.data.io.pairs.find_pairs`); the noisy image is the only frame, the mean of many
 captures the (near) ground truth.
 
 Noise: every method uses one level, the one ``--noise auto`` measures: on the first half of a
@@ -66,8 +66,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from burstkpn.bench.methods import CLASSICAL, EXTRAS
-from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.denoising import denoise_burst
 from burstkpn.errors import InputError
 from burstkpn.inference import DEFAULT_TILE, runner_for, try_resolve
@@ -170,7 +170,7 @@ def measure_burst_noise(burst: torch.Tensor) -> Level:
     """What ``burstkpn denoise --noise auto`` measures on a linear burst ``(N, C, H, W)``: the
     temporal estimator (``estimate_burst_noise``) for 3 frames or more where it can measure,
     else the spatial one (:func:`measure_image_noise`)."""
-    from burstkpn.data import estimate
+    from burstkpn.data.degrade import estimate
 
     temporal = getattr(estimate, "estimate_burst_noise", None)
     if temporal is not None and burst.shape[0] >= 3:
@@ -186,7 +186,7 @@ def measure_burst_noise(burst: torch.Tensor) -> Level:
 
 def measure_image_noise(image: torch.Tensor) -> Level:
     """The level of a linear image ``(C, H, W)`` (or burst) by the spatial estimator."""
-    from burstkpn.data.estimate import estimate_or_floor
+    from burstkpn.data.degrade.estimate import estimate_or_floor
 
     sigma_r, sigma_s = estimate_or_floor(image)
     return Level(float(sigma_r), float(sigma_s), "estimate_or_floor")
@@ -220,7 +220,7 @@ class Case:
 
     def item(self) -> SimpleNamespace:
         """What :mod:`burstkpn.bench.methods` reads (a test-set burst without offsets)."""
-        from burstkpn.data.noise import estimate_noise_map
+        from burstkpn.data.degrade.noise import estimate_noise_map
 
         noisy = self.linear[None]
         nmap = estimate_noise_map(noisy[:, 0], self.sigma_r, self.sigma_s)
@@ -232,7 +232,7 @@ class Case:
 def list_burst(folder: str | Path, limit: int | None = None) -> list[str]:
     """The frame files of a burst folder, sorted by name (the first ``limit``); one-line errors
     for a missing folder and too few frames."""
-    from burstkpn.data.images import list_images
+    from burstkpn.data.io.images import list_images
 
     refs = list_images(str(folder))[:limit]
     if len(refs) < MIN_FRAMES:
@@ -275,8 +275,8 @@ def pair_loaders(
 ) -> tuple[list[Callable[[], Case]], str]:
     """Loaders of the :class:`Case` of each noisy / clean pair under ``root`` (the first
     ``limit`` by name), and the layout found."""
-    from burstkpn.data.images import image_to_tensor, read_image
-    from burstkpn.data.paired import _image_files, detect_layout, find_pairs
+    from burstkpn.data.io.images import image_to_tensor, read_image
+    from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
 
     root = Path(root)
     found = find_pairs(root)[:limit]

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from burstkpn.data.files import atomic_write_bytes
-from burstkpn.data.images import to_display
+from burstkpn.data.io.files import atomic_write_bytes
+from burstkpn.data.io.images import to_display
 from burstkpn.metrics import psnr
 
 MAX_CROP = 256  # largest side of an embedded example crop, in pixels

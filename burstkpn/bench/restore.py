@@ -2,12 +2,12 @@
 methods on degraded / clean pairs; results.csv, results.json and report.md like ``bench
 quality``.
 
-Data: ``--pairs DIR`` (real pairs in PolyU / SIDD / GoPro layout, :func:`~burstkpn.data.paired.
+Data: ``--pairs DIR`` (real pairs in PolyU / SIDD / GoPro layout, :func:`~burstkpn.data.io.pairs.
 find_pairs`; whole images) or ``--testset DIR`` (the synthetic-blur set of ``make-testset --task
 deblur``, with the true kernels). Metrics: :func:`burstkpn.metrics.psnr` / ``ssim``
 (gamma-corrected, clipped, 8-pixel border), per image, averaged.
 
-Methods, all taking a :class:`~burstkpn.data.deblur_testset.RestorePair` and returning the
+Methods, all taking a :class:`~burstkpn.data.testsets.deblur.RestorePair` and returning the
 restored image ``(1, C, H, W)`` in linear light:
 
 - ``reference`` (denoise) / ``blurry`` (deblur): the degraded input itself;
@@ -55,9 +55,9 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.bench.methods import EXTRAS
-from burstkpn.data.deblur_testset import DeblurTestSet, RestorePair
-from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.testsets.deblur import DeblurTestSet, RestorePair
 from burstkpn.errors import InputError
 from burstkpn.inference import DEFAULT_TILE, runner_for, try_resolve
 from burstkpn.inference.resolve import is_model_reference
@@ -204,9 +204,9 @@ def restore_items(
 ) -> tuple[list[Callable[[], RestorePair]], list[str], str]:
     """Loaders of the selected pairs (the first ``limit`` images by name, every level), the
     levels, and a description of the source."""
-    from burstkpn.data.datasets import match_channels
-    from burstkpn.data.images import load_linear
-    from burstkpn.data.paired import _image_files, detect_layout, find_pairs
+    from burstkpn.data.io.images import load_linear
+    from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
+    from burstkpn.data.sampling import match_channels
 
     if task not in TASKS:
         raise InputError(f"unknown task '{task}' (use one of {', '.join(TASKS)})")

@@ -1,6 +1,6 @@
 """Video benchmarks for the deformable kernels (deformable_kernels.md):
 
-- ``burstkpn bench video``: methods x the video test set (:mod:`burstkpn.data.video_testset`)
+- ``burstkpn bench video``: methods x the video test set (:mod:`burstkpn.data.testsets.video`)
   -> PSNR / SSIM of the centre frame per noise level, in the layout of Table 3 (rows methods,
   columns Low / High); ``results.csv``, ``results.json``, ``report.md``, ``report.html``.
 - ``burstkpn bench motion``: a motion sweep like Fig. 8: PSNR of each method as the per-frame
@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.bench.methods import Method, average, model_method, reference
-from burstkpn.data.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.errors import InputError
 from burstkpn.inference import try_resolve
 from burstkpn.metrics import psnr, ssim
@@ -104,7 +104,7 @@ def evaluate_video(
 ) -> dict:
     """Every available method on every selected window; the structure of
     :func:`burstkpn.bench.quality.evaluate` (rows, notes, examples, levels, methods)."""
-    from burstkpn.data.video_testset import VideoTestSet
+    from burstkpn.data.testsets.video import VideoTestSet
 
     testset = VideoTestSet(testset_dir)
     entries = select_windows(testset.entries, limit)
@@ -290,7 +290,7 @@ def choose_pixel(image: torch.Tensor, border: int = 8) -> tuple[int, int]:
     at an edge, where the choice of samples matters."""
     import numpy as np
 
-    from burstkpn.data.images import to_display
+    from burstkpn.data.io.images import to_display
 
     g = to_display(image).mean(-1)
     h, w = g.shape
@@ -324,8 +324,8 @@ def kernel_statistics(
     frame) with ``clip``, its noisy frames for display ``(F, H, W, 3)`` in temporal order."""
     import numpy as np
 
-    from burstkpn.data.images import to_display
-    from burstkpn.data.video_testset import VideoTestSet
+    from burstkpn.data.io.images import to_display
+    from burstkpn.data.testsets.video import VideoTestSet
     from burstkpn.models.deformable import burst_to_clip
     from burstkpn.viz import kernel_taps, time_bins, time_histogram
 
@@ -454,11 +454,11 @@ def sweep_windows(
     seeded position and direction, moving ``speed`` px/frame with constant velocity (no
     jitter); the position, the direction and the noise are the same at every speed, so only
     the motion changes (the paper's subsets "use the same reference frames")."""
-    from burstkpn.data.datasets import derive_seed, match_channels
-    from burstkpn.data.images import list_images, load_linear
-    from burstkpn.data.noise import add_noise, estimate_noise_map, parse_noise
-    from burstkpn.data.video import burst_order, crop_clip, linear_trajectory, motion_margin
-    from burstkpn.data.video_testset import TestWindow
+    from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
+    from burstkpn.data.degrade.video import burst_order, crop_clip, linear_trajectory, motion_margin
+    from burstkpn.data.io.images import list_images, load_linear
+    from burstkpn.data.sampling import derive_seed, match_channels
+    from burstkpn.data.testsets.video import TestWindow
 
     if not speeds or any(s < 0 or not math.isfinite(s) for s in speeds):
         raise InputError(f"speeds must be non-negative numbers, got {list(speeds)}")

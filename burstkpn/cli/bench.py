@@ -26,7 +26,7 @@ DEFAULT_BENCH_METHODS = (
     "ame_kpn",
 )
 # the defaults of bench video / motion (burstkpn.bench.video, which imports torch: the parser
-# is built without it; tests/test_cli_bad_inputs.py checks the two agree)
+# is built without it; tests/cli/test_parser.py checks the two agree)
 DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
 DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
 # the defaults of bench real (burstkpn.bench.real; tests/bench/test_real.py checks they agree)
@@ -385,7 +385,7 @@ def cmd_bench_ablation(args: argparse.Namespace) -> int:
     import shlex
 
     from burstkpn.bench.quality import run_ablation
-    from burstkpn.data.files import prepare_output_dir
+    from burstkpn.data.io.files import prepare_output_dir
     from burstkpn.jobs import write_ablation_report
     from burstkpn.models.factory import weights_dir
 

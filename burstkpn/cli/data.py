@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
         choices=("independent", "camera"),
         default="independent",
         help="burst: independent noise in linear light (default), or camera: noise on a raw "
-        "mosaic, developed to 8-bit JPEG frames (burstkpn.data.camera)",
+        "mosaic, developed to 8-bit JPEG frames (burstkpn.data.degrade.camera)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _burst_options(p, 128, frames=None)
@@ -94,7 +94,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_make_testset(args: argparse.Namespace) -> int:
-    from burstkpn.data.testset import make_testset
+    from burstkpn.data.testsets.burst import make_testset
 
     defaults = {"deblur": "none", "video": "low,high", "burst": "gain1,gain2,gain3,gain4"}
     noise = args.noise or defaults[args.task]
@@ -104,7 +104,7 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
             f"--pipeline {args.pipeline} makes burst test sets, not --task {args.task}"
         )
     if args.task == "video":
-        from burstkpn.data.video_testset import make_video_testset
+        from burstkpn.data.testsets.video import make_video_testset
 
         manifest = make_video_testset(
             args.source,
@@ -127,7 +127,7 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
         )
         return 0
     if args.task == "deblur":
-        from burstkpn.data.deblur_testset import make_deblur_testset
+        from burstkpn.data.testsets.deblur import make_deblur_testset
 
         manifest = make_deblur_testset(
             args.source,

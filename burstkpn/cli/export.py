@@ -50,7 +50,7 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from burstkpn.data.files import check_writable
+    from burstkpn.data.io.files import check_writable
     from burstkpn.export import OPSETS, export_onnx, read_onnx_metadata, require
 
     out = Path(args.output)

@@ -1,18 +1,37 @@
-"""Training dataset: synthetic bursts drawn on the fly from a folder of clean photos.
+"""Training datasets: random items made on the fly from clean photos, clips or dataset folders.
 
 Seeding: item ``i`` of epoch ``e`` is generated from its own ``torch.Generator`` seeded with
-``derive_seed(seed, e, i)``. An item therefore does not depend on which DataLoader worker makes
-it, on the number of workers, or on what was drawn before it, so runs are reproducible with any
-``num_workers`` and a resumed run sees exactly the bursts an uninterrupted one would.
+``derive_seed(seed, e, i)`` (:class:`SeededEpochDataset`, the base of every dataset here). An
+item therefore does not depend on which DataLoader worker makes it, on the number of workers,
+or on what was drawn before it, so runs are reproducible with any ``num_workers`` and a resumed
+run sees exactly the items an uninterrupted one would.
+
+- :class:`SyntheticBurstDataset`: synthetic bursts from photos (ame_kpn.md section 3.1);
+- :class:`SyntheticClipDataset`: noisy clips of ``2 tau + 1`` frames for ``deform3d``, from
+  photos with synthetic motion and / or clean clips on disk;
+- :class:`PairedImageDataset`: degraded / clean pairs from a dataset folder (SIDD, GoPro,
+  PolyU; :mod:`burstkpn.data.io.pairs`);
+- :class:`SyntheticNoisyPairs`, :class:`SyntheticBlurPairs`: single-image pairs made from
+  photos (dcn_lka.md): real-noise-like pairs from our noise model, blurry / sharp pairs from
+  random motion-blur kernels.
+
+Pair items are dicts with ``noisy`` ``(1, C, P, P)`` (the degraded input, a burst of one
+frame, whatever the degradation) and ``clean`` ``(C, P, P)``, in linear light, so a DataLoader
+stacks them into the package's ``(B, 1, C, H, W)`` convention.
 """
 
 from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from burstkpn.data.camera import (
+from burstkpn.data.degrade.blur import blur_image, motion_blur_kernel
+from burstkpn.data.degrade.camera import (
     JPEG_QUALITY,
     RAW_NOISE_SCALE,
     CameraParams,
@@ -20,15 +39,16 @@ from burstkpn.data.camera import (
     fit_noise_line,
     sample_camera_params,
 )
-from burstkpn.data.images import image_to_tensor, list_images, read_image, srgb_to_linear
-from burstkpn.data.noise import (
+from burstkpn.data.degrade.noise import (
     TRAIN_SIGMA_R,
     TRAIN_SIGMA_S,
     add_noise,
+    correlated_noise,
     estimate_noise_map,
+    noise_variance,
     sample_noise_params,
 )
-from burstkpn.data.synth import (
+from burstkpn.data.degrade.synth import (
     DEFAULT_MOTION,
     MotionConfig,
     crop_burst,
@@ -36,60 +56,51 @@ from burstkpn.data.synth import (
     resolve_mode,
     sample_geometry,
 )
+from burstkpn.data.degrade.video import (
+    DEFAULT_CLIP_MOTION,
+    ClipMotion,
+    burst_order,
+    crop_clip,
+    motion_margin,
+    sample_trajectory,
+)
+from burstkpn.data.io.clips import VideoClip, find_clips
+from burstkpn.data.io.images import image_to_tensor, list_images, read_image, srgb_to_linear
+from burstkpn.data.io.pairs import find_pairs, image_size
+from burstkpn.data.sampling import augment, derive_seed, luma, match_channels, random_plane
 from burstkpn.errors import InputError
 
-# Rec. 709 luma weights, applied to linear values when a colour image is made grayscale.
-_LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+
+class SeededEpochDataset(Dataset):
+    """``length`` random items per epoch, item ``i`` of epoch ``e`` drawn from its own
+    generator (:meth:`generator`) seeded with ``derive_seed(seed, e, i)`` (module docstring).
+    :meth:`set_epoch` selects the epoch; a DataLoader's workers all see the same one."""
+
+    def __init__(self, *, length: int, seed: int) -> None:
+        if length < 1:
+            raise InputError(f"dataset length must be positive, got {length}")
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a new set of items for ``epoch`` (the same set whenever the epoch repeats)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def generator(self, index: int, *keys: int) -> torch.Generator:
+        """The generator of item ``index`` of the current epoch, seeded with
+        ``derive_seed(seed, epoch, index, *keys)`` (extra ``keys``: a second, independent
+        stream of the same item). ``IndexError`` outside ``[0, length)``."""
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index, *keys))
 
 
-def derive_seed(*keys: int) -> int:
-    """A 63-bit seed from integer keys, stable across Python sessions and platforms."""
-    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
-
-
-def random_plane(channels: int, generator: torch.Generator | None) -> int | None:
-    """The colour plane :func:`match_channels` picks for ``"random"`` (``None`` for a
-    single-channel image, which draws nothing)."""
-    if channels == 1:
-        return None
-    return int(torch.randint(0, channels, (1,), generator=generator))
-
-
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    """Rec. 709 luma of linear colour images ``(..., 3, H, W)`` -> ``(..., 1, H, W)``."""
-    return (x * _LUMA.to(x.dtype).view(3, 1, 1)).sum(-3, keepdim=True)
-
-
-def match_channels(
-    x: torch.Tensor, channels: int | str | None, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """``(C, H, W)`` linear image -> ``channels`` channels (1: luma of linear RGB; 3: gray
-    repeated; ``"random"``: one colour plane drawn with ``generator``, which is what a
-    per-channel network sees of a colour image). ``None`` keeps the image as it is."""
-    c = x.shape[0]
-    if channels == "random":
-        k = random_plane(c, generator)
-        return x if k is None else x[k : k + 1].contiguous()
-    if channels is None or c == channels:
-        return x
-    if channels == 3 and c == 1:
-        return x.expand(3, -1, -1).contiguous()
-    if channels == 1 and c == 3:
-        return _luma(x)
-    raise InputError(f"cannot convert a {c}-channel image to {channels} channels")
-
-
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random 90-degree rotation and horizontal flip of a square ``(C, S, S)`` region (the 8
-    symmetries of the square)."""
-    k = int(torch.randint(0, 4, (1,), generator=generator))
-    flip = bool(torch.randint(0, 2, (1,), generator=generator))
-    x = torch.rot90(x, k, dims=(-2, -1))
-    return torch.flip(x, dims=(-1,)) if flip else x
-
-
-class SyntheticBurstDataset(Dataset):
+# --------------------------------------------------------------------------- bursts
+class SyntheticBurstDataset(SeededEpochDataset):
     """Random synthetic bursts from clean photos (ame_kpn.md section 3.1).
 
     Each item is a dict with ``noisy`` ``(N, C, P, P)``, ``noise_map`` and ``clean``
@@ -100,12 +111,12 @@ class SyntheticBurstDataset(Dataset):
     the size of the files decoded; only the region a burst needs is converted to linear light.
 
     ``camera_fraction``: the share of items whose noise goes through the camera pipeline of
-    :mod:`burstkpn.data.camera` (mosaic, demosaicking, colour correction, tone curve,
+    :mod:`burstkpn.data.degrade.camera` (mosaic, demosaicking, colour correction, tone curve,
     sharpening, 8 bits, JPEG with a quality drawn from ``camera_jpeg``; ``None``: no JPEG)
     instead of being added independently per pixel. Such an item's ``noisy`` is the developed
     frames in linear light, its ``clean`` the same clean reference, and its ``noise_map``,
     ``sigma_r`` and ``sigma_s`` come from the noise line fitted to the burst
-    (:func:`~burstkpn.data.camera.fit_noise_line`; per channel for the map, pooled for the
+    (:func:`~burstkpn.data.degrade.camera.fit_noise_line`; per channel for the map, pooled for the
     scalars), fitted to the random part of the reference's error (against its noise-free
     development). ``camera_noise_scale`` scales the drawn raw noise (standard deviations;
     default 1/3): white balance, colour correction and the tone curve amplify raw noise about
@@ -136,8 +147,7 @@ class SyntheticBurstDataset(Dataset):
         camera_jpeg: tuple[int, int] | None = JPEG_QUALITY,
         camera_noise_scale: float = RAW_NOISE_SCALE,
     ) -> None:
-        if length < 1:
-            raise InputError(f"dataset length must be positive, got {length}")
+        super().__init__(length=length, seed=seed)
         if not 0.0 <= camera_fraction <= 1.0:
             raise InputError(f"camera_fraction must be in [0, 1], got {camera_fraction}")
         if camera_jpeg is not None and not 1 <= camera_jpeg[0] <= camera_jpeg[1] <= 100:
@@ -156,8 +166,6 @@ class SyntheticBurstDataset(Dataset):
                 raise InputError(f"{ref}: {exc}") from None
         self.patch_size = patch_size
         self.num_frames = num_frames
-        self.length = length
-        self.seed = seed
         self.channels = channels
         self.sigma_r_range = sigma_r_range
         self.sigma_s_range = sigma_s_range
@@ -168,19 +176,9 @@ class SyntheticBurstDataset(Dataset):
         self.camera_fraction = float(camera_fraction)
         self.camera_jpeg = None if camera_jpeg is None else tuple(int(q) for q in camera_jpeg)
         self.camera_noise_scale = float(camera_noise_scale)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw a new set of bursts for ``epoch`` (the same set whenever the epoch repeats)."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.length:
-            raise IndexError(index)
-        g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index))
+        g = self.generator(index)
         camera = self._draw_camera(index)
         k = int(torch.randint(0, len(self.images), (1,), generator=g))
         img, mode = self.images[k], self.modes[k]
@@ -243,7 +241,7 @@ class SyntheticBurstDataset(Dataset):
         follows on the same generator does not depend on it."""
         if self.camera_fraction <= 0:
             return None
-        gc = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch, index, 1))
+        gc = self.generator(index, 1)
         use = float(torch.rand((), generator=gc, dtype=torch.float64)) < self.camera_fraction
         params = sample_camera_params(gc, jpeg=self.camera_jpeg)
         return (gc, params) if use else None
@@ -274,8 +272,8 @@ class SyntheticBurstDataset(Dataset):
             clean_burst, noisy = clean_burst[:, pick].contiguous(), noisy[:, pick].contiguous()
             base = base[:, pick].contiguous()
         elif self.channels == 1 or (gray and self.channels != 3):
-            clean_burst = clean_burst[:, :1] if gray else _luma(clean_burst)
-            noisy, base = _luma(noisy), _luma(base)
+            clean_burst = clean_burst[:, :1] if gray else luma(clean_burst)
+            noisy, base = luma(noisy), luma(base)
         fit = fit_noise_line(base, noisy[:1], bins=32)
         return {
             "noisy": noisy,
@@ -284,3 +282,377 @@ class SyntheticBurstDataset(Dataset):
             "sigma_r": torch.tensor(fit.sigma_r, dtype=torch.float32),
             "sigma_s": torch.tensor(fit.sigma_s, dtype=torch.float32),
         }
+
+
+# --------------------------------------------------------------------------- clips
+def _noisy_item(clip: torch.Tensor, g: torch.Generator, sr_range, ss_range, log_uniform) -> dict:
+    """Noise on a temporal clip ``(F, C, P, P)``; the item in burst order."""
+    burst = clip[burst_order(clip.shape[0])]
+    sigma_r, sigma_s = sample_noise_params(1, g, sr_range, ss_range, log_uniform)
+    noisy = add_noise(burst[None], sigma_r, sigma_s, g)[0]
+    return {
+        "noisy": noisy,
+        "noise_map": estimate_noise_map(noisy[:1], sigma_r, sigma_s)[0],
+        "clean": burst[0],
+        "sigma_r": sigma_r[0],
+        "sigma_s": sigma_s[0],
+    }
+
+
+class SyntheticClipDataset(SeededEpochDataset):
+    """Random noisy clips of ``2 tau + 1`` frames, from photos with synthetic motion and / or
+    from clean clips on disk.
+
+    Photos: a clean clip with a random motion trajectory
+    (:func:`~burstkpn.data.degrade.video.sample_trajectory`, cubic B-spline crops). Clips on
+    disk (:func:`~burstkpn.data.io.clips.find_clips`): a random window of ``2 tau + 1``
+    consecutive frames (every window of every clip equally likely), cropped at one random place
+    in all frames, with the same random rotation / flip for all frames and a random temporal
+    reversal. Both get the noise model of :mod:`burstkpn.data.degrade.noise` with parameters
+    drawn from the training ranges, independently per frame, and the noise map of the noisy
+    reference (eq. 1 of ame_kpn.md; the paper's ``sqrt(sigma_r^2 + sigma_s q_ref)``).
+
+    Each item: ``noisy`` ``(F, C, P, P)`` in burst order (reference first), ``noise_map`` and
+    ``clean`` ``(C, P, P)`` (the clean reference), ``sigma_r`` / ``sigma_s``, ``motion``
+    ``(F, 2)`` (the synthetic displacements in burst order; NaN for clips from disk) and
+    ``from_clip`` (0 / 1). Item ``i`` of epoch ``e`` comes from its own generator seeded with
+    ``derive_seed(seed, e, i)``, which first decides the source: a clip with probability
+    ``clip_fraction`` (when ``clips`` is given), else a photo. Photos and clip frames are
+    decoded once and kept in their stored dtype.
+    """
+
+    def __init__(
+        self,
+        photos: str | list[str] | None = None,
+        clips: str | os.PathLike | None = None,
+        *,
+        clip_fraction: float = 0.5,
+        patch_size: int = 64,
+        tau: int = 2,
+        length: int = 1000,
+        seed: int = 0,
+        channels: int | str | None = 3,
+        sigma_r_range: tuple[float, float] = TRAIN_SIGMA_R,
+        sigma_s_range: tuple[float, float] = TRAIN_SIGMA_S,
+        log_uniform: bool = True,
+        augment: bool = True,
+        motion: ClipMotion = DEFAULT_CLIP_MOTION,
+    ) -> None:
+        super().__init__(length=length, seed=seed)
+        if not 0.0 <= clip_fraction <= 1.0:
+            raise InputError(f"clip_fraction must be in [0, 1], got {clip_fraction}")
+        if tau < 1:
+            raise InputError(f"a clip needs tau >= 1, got {tau}")
+        self.num_frames = 2 * tau + 1
+        self.clip_fraction = clip_fraction if clips is not None else 0.0
+        self.photo_need = patch_size + 2 * motion_margin(motion.reach(tau))
+        self.refs: list[str] = []
+        self.images = []
+        if self.clip_fraction < 1.0:
+            self.refs = list_images(photos)
+            self.images = [read_image(r) for r in self.refs]
+            for ref, img in zip(self.refs, self.images, strict=True):
+                if min(img.shape[:2]) < self.photo_need:
+                    raise InputError(
+                        f"{ref}: image of {img.shape[1]}x{img.shape[0]} px is too small for "
+                        f"clips of {patch_size} px with {motion.reach(tau):.1f} px of motion "
+                        f"(needs {self.photo_need} px per side)"
+                    )
+        self.clips: list[VideoClip] = []
+        self.clip_frames: list[list] = []
+        self.windows: list[tuple[int, int]] = []  # (clip, first frame)
+        if self.clip_fraction > 0.0:
+            self.clips = find_clips(clips, self.num_frames)
+            for c, clip in enumerate(self.clips):
+                frames = [read_image(f) for f in clip.frames]
+                shape = frames[0].shape
+                if any(f.shape != shape for f in frames):
+                    raise InputError(f"clip '{clip.name}': frames differ in size")
+                if min(shape[:2]) < patch_size:
+                    raise InputError(
+                        f"clip '{clip.name}': frames of {shape[1]}x{shape[0]} px are smaller "
+                        f"than the patch ({patch_size} px)"
+                    )
+                self.clip_frames.append(frames)
+                self.windows += [(c, s) for s in range(len(frames) - self.num_frames + 1)]
+        self.tau = tau
+        self.patch_size = patch_size
+        self.channels = channels
+        self.sigma_r_range = sigma_r_range
+        self.sigma_s_range = sigma_s_range
+        self.log_uniform = log_uniform
+        self.augment = augment
+        self.motion = motion
+
+    def _photo_clip(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        k = int(torch.randint(0, len(self.images), (1,), generator=g))
+        img, need = self.images[k], self.photo_need
+        h, w = img.shape[:2]
+        y = int(torch.randint(0, h - need + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - need + 1, (1,), generator=g))
+        region = image_to_tensor(img[y : y + need, x : x + need])
+        if self.augment:
+            region = augment(region, g)
+        region = match_channels(srgb_to_linear(region), self.channels, g)
+        trajectory = sample_trajectory(self.tau, g, self.motion)
+        margin = (need - self.patch_size) // 2
+        return crop_clip(region, trajectory, margin, margin, self.patch_size), trajectory
+
+    def _disk_clip(self, g: torch.Generator) -> torch.Tensor:
+        c, start = self.windows[int(torch.randint(0, len(self.windows), (1,), generator=g))]
+        frames = self.clip_frames[c][start : start + self.num_frames]
+        h, w = frames[0].shape[:2]
+        p = self.patch_size
+        y = int(torch.randint(0, h - p + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - p + 1, (1,), generator=g))
+        clip = torch.stack([image_to_tensor(f[y : y + p, x : x + p]) for f in frames])
+        reverse = bool(torch.randint(0, 2, (1,), generator=g))
+        if self.augment:
+            clip = augment(clip, g)  # one rotation / flip for every frame
+            if reverse:
+                clip = clip.flip(0)
+        clip = srgb_to_linear(clip)
+        if self.channels == "random" and clip.shape[1] > 1:  # one plane for all frames
+            k = int(torch.randint(0, clip.shape[1], (1,), generator=g))
+            return clip[:, k : k + 1].contiguous()
+        return torch.stack([match_channels(f, self.channels) for f in clip])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        g = self.generator(index)
+        from_clip = float(torch.rand(1, generator=g, dtype=torch.float64)) < self.clip_fraction
+        if from_clip:
+            clip = self._disk_clip(g)
+            motion = torch.full((self.num_frames, 2), math.nan)
+        else:
+            clip, trajectory = self._photo_clip(g)
+            motion = trajectory[burst_order(self.num_frames)].float()
+        item = _noisy_item(clip, g, self.sigma_r_range, self.sigma_s_range, self.log_uniform)
+        return {**item, "motion": motion, "from_clip": torch.tensor(int(from_clip))}
+
+
+# --------------------------------------------------------------------------- pairs
+def _pick_channels(
+    pair: torch.Tensor, channels: int | str | None, generator: torch.Generator
+) -> torch.Tensor:
+    """:func:`match_channels` for a stacked pair ``(2, C, H, W)``, drawing one colour plane
+    for both images when ``channels="random"``."""
+    if channels == "random":
+        c = pair.shape[1]
+        k = int(torch.randint(0, c, (1,), generator=generator)) if c > 1 else 0
+        return pair[:, k : k + 1].contiguous()
+    return torch.stack([match_channels(x, channels) for x in pair])
+
+
+class PairedImageDataset(SeededEpochDataset):
+    """Random aligned patch pairs from a dataset folder (SIDD, GoPro or PolyU layout).
+
+    Item: ``noisy`` ``(1, C, P, P)`` (the degraded image: noisy or blurry) and ``clean``
+    ``(C, P, P)``, linear light, the same random crop (and, with ``augment``, the same
+    rotation / flip) of both images of a random pair. ``preload`` reads every pair once
+    (memory: the decoded files); otherwise both files are read for every item (SIDD-Medium
+    and GoPro decode to 23 GB and 8 GB)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        layout: str = "auto",
+        patch_size: int = 128,
+        length: int = 1000,
+        seed: int = 0,
+        channels: int | str | None = 3,
+        augment: bool = True,
+        preload: bool = False,
+    ) -> None:
+        super().__init__(length=length, seed=seed)
+        if patch_size < 1:
+            raise InputError(f"patch size must be positive, got {patch_size}")
+        self.root = Path(root)
+        self.pairs = find_pairs(root, layout)
+        self.sizes = [image_size(a) for a, _ in self.pairs]
+        for (a, _), (h, w) in zip(self.pairs, self.sizes, strict=True):
+            if min(h, w) < patch_size:
+                raise InputError(
+                    f"'{a.relative_to(self.root)}' ({w}x{h}) is smaller than the patch "
+                    f"({patch_size} px)"
+                )
+        self.cache = [self._read(k) for k in range(len(self.pairs))] if preload else None
+        self.patch_size = patch_size
+        self.channels = channels
+        self.augment = augment
+
+    def _read(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = (read_image(p) for p in self.pairs[k])
+        if a.shape[:2] != b.shape[:2]:
+            raise InputError(f"size mismatch between '{self.pairs[k][0]}' and '{self.pairs[k][1]}'")
+        return a, b
+
+    def load_pair(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair ``k`` whole: ``(degraded, clean)``, each ``(C, H, W)`` in linear light."""
+        a, b = self.cache[k] if self.cache is not None else self._read(k)
+        return srgb_to_linear(image_to_tensor(a)), srgb_to_linear(image_to_tensor(b))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        g = self.generator(index)
+        k = int(torch.randint(0, len(self.pairs), (1,), generator=g))
+        h, w = self.sizes[k]
+        p = self.patch_size
+        y = int(torch.randint(0, h - p + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - p + 1, (1,), generator=g))
+        a, b = self.cache[k] if self.cache is not None else self._read(k)
+        if a.shape[2] != b.shape[2]:  # gray and colour: make both colour
+            a, b = (np.repeat(z, 3, axis=2) if z.shape[2] == 1 else z for z in (a, b))
+        pair = torch.stack([image_to_tensor(z[y : y + p, x : x + p]) for z in (a, b)])
+        if self.augment:
+            pair = augment(pair, g)
+        pair = _pick_channels(srgb_to_linear(pair), self.channels, g)
+        return {"noisy": pair[0][None], "clean": pair[1]}
+
+
+class _PhotoPairs(SeededEpochDataset):
+    """Square regions of clean photos (as :class:`SyntheticBurstDataset` reads them), for the
+    synthetic pair datasets below."""
+
+    def __init__(
+        self,
+        source: str | list[str] | None,
+        need: int,
+        *,
+        length: int,
+        seed: int,
+        channels: int | str | None,
+        augment: bool,
+    ) -> None:
+        super().__init__(length=length, seed=seed)
+        self.refs = list_images(source)
+        self.images = [read_image(r) for r in self.refs]
+        for ref, img in zip(self.refs, self.images, strict=True):
+            if min(img.shape[:2]) < need:
+                raise InputError(
+                    f"{ref}: image of {img.shape[1]}x{img.shape[0]} px is smaller than the "
+                    f"{need} px region a pair needs"
+                )
+        self.need = need
+        self.channels = channels
+        self.augment = augment
+
+    def _region(self, index: int) -> tuple[torch.Tensor, torch.Generator]:
+        g = self.generator(index)
+        img = self.images[int(torch.randint(0, len(self.images), (1,), generator=g))]
+        h, w = img.shape[:2]
+        y = int(torch.randint(0, h - self.need + 1, (1,), generator=g))
+        x = int(torch.randint(0, w - self.need + 1, (1,), generator=g))
+        region = image_to_tensor(img[y : y + self.need, x : x + self.need])
+        if self.augment:
+            region = augment(region, g)
+        return match_channels(srgb_to_linear(region), self.channels, g), g
+
+
+class SyntheticNoisyPairs(_PhotoPairs):
+    """Noisy / clean pairs from clean photos with the package's noise model
+    (:mod:`burstkpn.data.degrade.noise`): ``x ~ N(y, sigma_r^2 + sigma_s y)`` in linear light,
+    the parameters drawn per item from the training ranges (log-uniform by default), so after
+    the sRGB encoding the noise is signal-dependent as a camera's. ``correlation`` ``(lo, hi)``
+    draws a spatial correlation per item
+    (:func:`~burstkpn.data.degrade.noise.correlated_noise`; ``(0, 0)``, the default, is white
+    noise, the noise model as the papers state it; ``(0, 1)`` imitates demosaiced JPEGs such as
+    PolyU's). Items add ``noise_map`` ``(C, P, P)`` (eq. 1) and ``sigma_r`` / ``sigma_s`` to
+    ``noisy`` / ``clean``."""
+
+    def __init__(
+        self,
+        source: str | list[str] | None = None,
+        *,
+        patch_size: int = 64,
+        length: int = 1000,
+        seed: int = 0,
+        channels: int | str | None = 3,
+        augment: bool = True,
+        sigma_r_range: tuple[float, float] = TRAIN_SIGMA_R,
+        sigma_s_range: tuple[float, float] = TRAIN_SIGMA_S,
+        log_uniform: bool = True,
+        correlation: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        super().__init__(
+            source, patch_size, length=length, seed=seed, channels=channels, augment=augment
+        )
+        if min(correlation) < 0 or correlation[0] > correlation[1]:
+            raise InputError(
+                f"correlation must be a range (lo, hi) with 0 <= lo <= hi, got {correlation}"
+            )
+        self.sigma_r_range = sigma_r_range
+        self.sigma_s_range = sigma_s_range
+        self.log_uniform = log_uniform
+        self.correlation = tuple(float(c) for c in correlation)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clean, g = self._region(index)
+        sigma_r, sigma_s = sample_noise_params(
+            1, g, self.sigma_r_range, self.sigma_s_range, self.log_uniform
+        )
+        lo, hi = self.correlation
+        corr = lo + (hi - lo) * float(torch.rand((), generator=g, dtype=torch.float64))
+        eps = correlated_noise(tuple(clean.shape), corr, g)
+        noisy = clean + eps * noise_variance(clean, sigma_r[0], sigma_s[0]).sqrt()
+        return {
+            "noisy": noisy[None],
+            "clean": clean,
+            "noise_map": estimate_noise_map(noisy, sigma_r[0], sigma_s[0]),
+            "sigma_r": sigma_r[0],
+            "sigma_s": sigma_s[0],
+        }
+
+
+class SyntheticBlurPairs(_PhotoPairs):
+    """Blurry / sharp pairs from clean photos: a region of ``P + K - 1`` pixels is convolved in
+    linear light (where light adds up during an exposure) with a random
+    :func:`~burstkpn.data.degrade.blur.motion_blur_kernel` of size ``K = kernel_size`` and only
+    the valid ``P x P`` part is kept, so no border is invented; the sharp target is the same
+    ``P x P`` window. With ``noise=True`` the blurry image also gets the package's noise
+    (parameters drawn from ``sigma_r_range`` / ``sigma_s_range``, log-uniform). Items add
+    ``kernel`` ``(K, K)``."""
+
+    def __init__(
+        self,
+        source: str | list[str] | None = None,
+        *,
+        patch_size: int = 64,
+        length: int = 1000,
+        seed: int = 0,
+        channels: int | str | None = 3,
+        augment: bool = True,
+        kernel_size: int = 15,
+        extent: tuple[float, float] | None = None,
+        noise: bool = False,
+        sigma_r_range: tuple[float, float] = (1e-3, 1e-2),
+        sigma_s_range: tuple[float, float] = (1e-4, 1e-3),
+    ) -> None:
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise InputError(f"blur kernel size must be odd and positive, got {kernel_size}")
+        super().__init__(
+            source,
+            patch_size + kernel_size - 1,
+            length=length,
+            seed=seed,
+            channels=channels,
+            augment=augment,
+        )
+        self.patch_size = patch_size
+        self.kernel_size = kernel_size
+        self.extent = extent
+        self.noise = noise
+        self.sigma_r_range = sigma_r_range
+        self.sigma_s_range = sigma_s_range
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        region, g = self._region(index)
+        kernel = motion_blur_kernel(self.kernel_size, g, extent=self.extent)
+        blurry = blur_image(region, kernel, mode="valid")
+        r = self.kernel_size // 2
+        p = self.patch_size
+        sharp = region[:, r : r + p, r : r + p].contiguous()
+        if self.noise:
+            sigma_r, sigma_s = sample_noise_params(1, g, self.sigma_r_range, self.sigma_s_range)
+            eps = torch.randn(blurry.shape, generator=g)
+            blurry = blurry + eps * noise_variance(blurry, sigma_r[0], sigma_s[0]).sqrt()
+        return {"noisy": blurry[None], "clean": sharp, "kernel": kernel}

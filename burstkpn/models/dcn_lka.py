@@ -22,7 +22,7 @@ attention after the LKA stage are our choices.
 
 Colour spaces: bursts are linear light (package convention); the paper trains on sRGB images
 (GoPro, SIDD), so the network sees the sRGB encoding of the input
-(:func:`~burstkpn.data.images.linear_to_srgb`) and its output is decoded back to linear light.
+(:func:`~burstkpn.data.io.images.linear_to_srgb`) and its output is decoded back to linear light.
 Grayscale inputs are replicated to 3 channels and the 3 outputs averaged back to one.
 """
 
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from burstkpn.data.images import linear_to_srgb, srgb_to_linear
+from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
 from burstkpn.models.kpn import DenoiseOutput, pad_to_multiple
 from burstkpn.models.lka import ChannelAttention, DeformableBlock, LKAResidualBlock, ResidualBlock

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from burstkpn.data.files import atomic_write_bytes
+from burstkpn.data.io.files import atomic_write_bytes
 from burstkpn.errors import InputError, MissingInputError
 from burstkpn.models import dcn_lka as _dcn_lka
 from burstkpn.models import deformable as _deformable

@@ -9,7 +9,7 @@ import torch
 
 from burstkpn.bench import methods as M
 from burstkpn.bench.quality import run_ablation, run_quality
-from burstkpn.data.testset import TestSet, make_testset
+from burstkpn.data.testsets.burst import TestSet, make_testset
 from burstkpn.errors import InputError
 from burstkpn.metrics import psnr
 from burstkpn.models import TABLE2_CONFIGS, create_model, save_model
@@ -59,8 +59,8 @@ def test_quality_bench_writes_the_table(tmp_path, testset):
 
 
 def test_oracle_average_aligns_noiseless_bursts(photo_folder):
-    from burstkpn.data.images import list_images, load_linear
-    from burstkpn.data.synth import synthesize_burst
+    from burstkpn.data.degrade.synth import synthesize_burst
+    from burstkpn.data.io.images import list_images, load_linear
     from tests.conftest import gen
 
     img = load_linear(list_images(photo_folder)[1])

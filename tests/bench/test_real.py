@@ -12,7 +12,7 @@ from PIL import Image
 
 from burstkpn.bench import real as R
 from burstkpn.cli import main
-from burstkpn.data.images import image_to_tensor, linear_to_srgb, read_image, write_image
+from burstkpn.data.io.images import image_to_tensor, linear_to_srgb, read_image, write_image
 from burstkpn.errors import InputError
 from burstkpn.models import create_model, save_model
 from burstkpn.ops.align import estimate_shifts
@@ -71,7 +71,7 @@ def test_center_crop():
 
 
 def test_pseudo_ground_truth_of_a_noiseless_burst_is_the_reference():
-    from burstkpn.data.images import srgb_to_linear
+    from burstkpn.data.io.images import srgb_to_linear
 
     frames = torch.stack([torch.from_numpy(f).permute(2, 0, 1) for f in _frames(0.0)]).float()
     linear = srgb_to_linear(frames)
@@ -225,8 +225,8 @@ def test_grid_panel_outlines_the_detail_window():
 
 
 def test_noise_falls_back_to_the_single_image_estimator(monkeypatch):
-    from burstkpn.data import estimate
-    from burstkpn.data.images import srgb_to_linear
+    from burstkpn.data.degrade import estimate
+    from burstkpn.data.io.images import srgb_to_linear
 
     frames = torch.stack([torch.from_numpy(f).permute(2, 0, 1) for f in _frames(0.03)])
     burst = srgb_to_linear(frames.float())[:3]

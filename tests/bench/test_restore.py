@@ -11,9 +11,9 @@ import torch
 
 from burstkpn.bench import restore as R
 from burstkpn.cli import main
-from burstkpn.data.deblur_testset import DeblurTestSet, convolve_valid, make_deblur_testset
-from burstkpn.data.images import write_image
-from burstkpn.data.paired import blur_image, motion_blur_kernel
+from burstkpn.data.degrade.blur import blur_image, convolve_valid, motion_blur_kernel
+from burstkpn.data.io.images import write_image
+from burstkpn.data.testsets.deblur import DeblurTestSet, make_deblur_testset
 from burstkpn.errors import InputError
 from burstkpn.models import create_model, save_model
 from tests.conftest import gen
@@ -22,7 +22,7 @@ from tests.conftest import gen
 @pytest.fixture
 def textured(tmp_path):
     """Three crops of embedded photos (detail that blur visibly removes)."""
-    from burstkpn.data.images import image_to_tensor, read_image
+    from burstkpn.data.io.images import image_to_tensor, read_image
 
     folder = tmp_path / "textured"
     for name, (y, x) in (("astronaut", (30, 150)), ("camera", (200, 200)), ("coffee", (60, 60))):

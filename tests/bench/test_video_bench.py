@@ -11,10 +11,10 @@ import torch
 from burstkpn.bench.methods import model_method
 from burstkpn.bench.video import motion_summary, resolve_video_method, sweep_windows
 from burstkpn.cli import main
-from burstkpn.data.video_testset import TestWindow, make_video_testset
+from burstkpn.data.testsets.video import TestWindow, make_video_testset
 from burstkpn.errors import InputError
 from burstkpn.models import create_model, save_model
-from tests.data.test_video_data import make_clip_folder
+from tests.data.io.test_clips import make_clip_folder
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from burstkpn.cli import main
-from burstkpn.data.images import read_image
+from burstkpn.data.io.images import read_image
 
 
 def test_synth_writes_viewable_burst(tmp_path, capsys):

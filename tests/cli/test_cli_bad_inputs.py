@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from burstkpn.cli import main
-from burstkpn.data.images import read_image, write_image
+from burstkpn.data.io.images import read_image, write_image
 from burstkpn.errors import InputError, OutputExistsError
 from burstkpn.models import create_model, save_model
 from tests.conftest import REPO
@@ -252,8 +252,8 @@ def test_frame_sizes_are_compared_before_decoding(tmp_path, tiny_ckpt, capsys, m
     folder = _burst(tmp_path / "frames", bits=16)
     _png_header_only(folder / "f9.png", 3000, 2000)  # decoding it would fail (or take long)
     decoded = []
-    real = __import__("burstkpn.data.images", fromlist=["_decode"])._decode
-    monkeypatch.setattr("burstkpn.data.images._decode", lambda p: decoded.append(p) or real(p))
+    real = __import__("burstkpn.data.io.images", fromlist=["_decode"])._decode
+    monkeypatch.setattr("burstkpn.data.io.images._decode", lambda p: decoded.append(p) or real(p))
     code, err = _run(capsys, "denoise", folder, "-o", tmp_path / "o.png", "--model", tiny_ckpt)
     assert code == 2 and _one_line(err) and "frames differ in size" in err and "3000x2000" in err
     assert decoded == []
@@ -331,7 +331,7 @@ def test_no_temp_file_left_after_an_interrupted_write(tmp_path, monkeypatch):
         Path(tmp).write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("burstkpn.data.images._encode", interrupted)
+    monkeypatch.setattr("burstkpn.data.io.images._encode", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_image(tmp_path / "o.png", np.zeros((4, 4, 3)))
     assert list(tmp_path.iterdir()) == []
@@ -339,7 +339,7 @@ def test_no_temp_file_left_after_an_interrupted_write(tmp_path, monkeypatch):
 
 _SIGTERM_SCRIPT = """
 import os, signal, sys, time
-import burstkpn.data.images as images
+import burstkpn.data.io.images as images
 def encode(tmp, q, ext, bits):
     open(tmp, "wb").write(b"half")
     os.kill(os.getpid(), signal.SIGTERM)

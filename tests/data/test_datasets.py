@@ -1,12 +1,13 @@
+"""Synthetic training bursts (``burstkpn.data.datasets.SyntheticBurstDataset``)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from burstkpn.data.datasets import SyntheticBurstDataset, derive_seed, match_channels
+from burstkpn.data.datasets import SyntheticBurstDataset
 from burstkpn.errors import InputError
-from tests.conftest import gen
 
 
 def test_items_shapes_and_ranges(photo_folder):
@@ -46,24 +47,6 @@ def test_bad_sources(tmp_path, photo_folder):
         SyntheticBurstDataset(empty, patch_size=32)
     with pytest.raises(InputError, match="smaller than the patch"):
         SyntheticBurstDataset(photo_folder, patch_size=160)
-
-
-def test_channel_matching():
-    gray = torch.rand(1, 5, 5)
-    assert torch.equal(match_channels(gray, 3)[2], gray[0])
-    rgb = torch.rand(3, 5, 5)
-    luma = match_channels(rgb, 1)
-    assert luma.shape == (1, 5, 5)
-    assert torch.allclose(luma[0], 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2])
-    picks = {
-        int((match_channels(rgb, "random", gen(i)) == rgb).all((1, 2)).nonzero()) for i in range(20)
-    }
-    assert picks == {0, 1, 2}
-
-
-def test_derive_seed_stable():
-    assert derive_seed(0, 1, 2) == derive_seed(0, 1, 2) != derive_seed(0, 2, 1)
-    assert 0 <= derive_seed(12345) < 2**63
 
 
 def test_exposure_range_scales_the_clean_burst_only(photo_folder):
