@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.kpn import KernelPredictionNet, pad_to_multiple
-from burstkpn.models.traits import model_traits
+from burstkpn.models.traits import model_traits, unwrap
 from burstkpn.profiling import stage
 
 
@@ -63,6 +63,7 @@ def tiled_forward(
     tile: int = 256,
     margin: int | None = None,
     exact_attention: bool = True,
+    staged: bool = True,
     progress: bool = False,
 ) -> torch.Tensor:
     """The denoised image ``(B, C, H, W)`` of ``model`` on ``burst`` ``(B, N, C, H, W)``,
@@ -72,7 +73,12 @@ def tiled_forward(
     :func:`~burstkpn.models.traits.model_traits`). Models without a ``backbone`` (single-image
     models such as dcn_lka) need a margin: their reach has no exact bound, so their tiling
     is approximate (see :mod:`burstkpn.restoration`). ``progress``: one bar for the whole call
-    (every tile of every plane and attention pass), with its ETA."""
+    (every tile of every plane and attention pass), with its ETA.
+
+    ``staged`` (default) runs the KPN family with channel attention by :func:`_staged_plane`:
+    every part of the network once, each stage with only the margin it needs. Without it the
+    whole network runs once per attention module and tile to gather the statistics
+    (``exact_attention``), then once more: about 3x the work at 512 px tiles."""
     if tile < 0:
         raise ValueError(f"tile must be 0 (the whole image) or positive, got {tile}")
     b, n, c, h, w = burst.shape
@@ -101,6 +107,15 @@ def tiled_forward(
     attention = _attention_modules(model)
     # one tile sees the whole image, so its own pooling is already the global one
     passes = attention if exact_attention and len(tiles) > 1 else []
+    inner = unwrap(model)
+    if passes and staged and isinstance(inner, KernelPredictionNet):
+        margins = staged_margins(inner)
+        total = len(planes) * (len(margins)) * len(_grid(hp, wp, tile, margins[0]))
+        with tqdm(
+            total=total, desc="denoise", unit="tile", disable=not progress, leave=False
+        ) as bar:
+            outs = [_staged_plane(inner, pb, pn, tile, margins, bar) for pb, pn in planes]
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
     total = len(planes) * len(tiles) * (len(passes) + 1)
     with tqdm(total=total, desc="denoise", unit="tile", disable=not progress, leave=False) as bar:
         outs = [_tiled_plane(model, pb, pn, m, tiles, passes, attention, bar) for pb, pn in planes]
@@ -197,4 +212,147 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
     finally:
         for module in attention:
             module.global_stats = None
+    return out[..., :h, :w]
+
+
+# --------------------------------------------------------------------------- staged
+def _grid(hp: int, wp: int, tile: int, margin: int) -> list:
+    return [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
+
+
+def staged_margins(model: KernelPredictionNet) -> list[int]:
+    """Context (full-resolution px, multiples of the pooling multiple) of each stage of
+    :func:`_staged_plane`: stage 0 is the encoder and the convolutions of the first decoder
+    block; stage k the attention of decoder block k-1, upsampling and the convolutions of
+    block k; the last stage the attention of the last block and the heads."""
+    unet = model.backbone
+    levels = len(unet.encoder)
+    convs = sum(isinstance(mod, torch.nn.Conv2d) for mod in unet.encoder[0])
+    m = unet.multiple
+
+    def up(r: int) -> int:
+        return math.ceil(r / m) * m
+
+    def sa_reach(block) -> int:
+        return 0 if isinstance(block.sa, torch.nn.Identity) else block.sa.conv.kernel_size[0] // 2
+
+    r = convs
+    for lv in range(1, levels):
+        r += 2 ** (lv - 1) + convs * 2**lv
+    lv = levels - 2
+    margins = [up(r + 2 ** (lv + 1) + convs * 2**lv)]
+    for k in range(1, len(unet.decoder)):
+        lv = levels - 2 - k  # block k works at level lv, block k-1 at lv + 1
+        reach = (sa_reach(unet.decoder[k - 1]) + 1) * 2 ** (lv + 1) + convs * 2**lv
+        margins.append(up(reach))
+    head = 3 if model.direct else 1 + max(model.kernel_sizes) // 2
+    margins.append(up(sa_reach(unet.decoder[-1]) + head))
+    return margins
+
+
+def _store(buf: torch.Tensor, part: torch.Tensor, ys, xs, scale: int) -> None:
+    """Write the core of window output ``part`` (at 1 / ``scale`` resolution) into ``buf``."""
+    y0, _, c0, c1 = (v // scale for v in ys)
+    x0, _, d0, d1 = (v // scale for v in xs)
+    buf[..., c0:c1, d0:d1] = part[..., c0 - y0 : c1 - y0, d0 - x0 : d1 - x0]
+
+
+def _window_of(buf: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
+    return buf[..., ys[0] // scale : ys[1] // scale, xs[0] // scale : xs[1] // scale]
+
+
+def _empty_like_level(part: torch.Tensor, hp: int, wp: int, scale: int) -> torch.Tensor:
+    """A full-size buffer at 1 / ``scale`` resolution for window outputs like ``part``."""
+    fmt = (
+        torch.channels_last
+        if part.is_contiguous(memory_format=torch.channels_last) and part.shape[1] > 1
+        else torch.contiguous_format
+    )
+    shape = (part.shape[0], part.shape[1], hp // scale, wp // scale)
+    return torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=fmt)
+
+
+def _staged_plane(
+    model: KernelPredictionNet, burst, noise_map, tile: int, margins: list[int], bar
+) -> torch.Tensor:
+    """The image of one input (a colour plane) through the U-Net in stages that end where a
+    channel attention needs the statistics of the whole feature map (eq. 5):
+
+    0. per tile (margin: the reach of the encoder and the first decoder convolutions): the
+       encoder and the first decoder block's convolutions; the cores of the skips still needed
+       and of the block's output go into full-size buffers;
+    1. the block's channel statistics, from its whole buffer (the values the untiled network
+       pools); per tile (a margin of a few px): its attention, the upsampling and the next
+       block's convolutions, from windows of the buffers; and so on down the decoder;
+    2. per tile: the last block's attention and the heads (kernels, residuals, weights,
+       eq. 2-4) on the frames of the window.
+
+    Each buffer holds exactly what the untiled network computes there (its cores come from
+    windows with enough context), so every window cut from it later is exact at every pixel
+    and later stages need only their own small reach. Every layer runs about once per pixel
+    instead of once per attention pass; memory is that of the buffers (the finest level: the
+    first encoder width at full resolution, twice) plus one tile."""
+    b, n, c, h, w = burst.shape
+    unet = model.backbone
+    levels = len(unet.encoder)
+    blocks = list(unet.decoder)
+    with stage("padding"):
+        x = model.network_input(burst, noise_map)  # (B, N [+1], Hp, Wp)
+    hp, wp = x.shape[-2:]
+    buffers: dict = {}
+
+    def put(key, part, ys, xs, scale):
+        if key not in buffers:
+            buffers[key] = _empty_like_level(part, hp, wp, scale)
+        _store(buffers[key], part, ys, xs, scale)
+
+    try:
+        # stage 0: encoder + first decoder convolutions
+        for ys, xs in _grid(hp, wp, tile, margins[0]):
+            with stage("encoder per tile"):
+                skips = unet.encode(x[..., ys[0] : ys[1], xs[0] : xs[1]])
+                d = blocks[0].convolve(skips[-1], skips[-2])
+            for lv in range(levels - 2):  # the skips of the later blocks
+                put(("skip", lv), skips[lv], ys, xs, 2**lv)
+            put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
+            del skips, d
+            bar.update(1)
+        for k in range(1, len(blocks) + 1):
+            prev = buffers.pop(("dec", k - 1))
+            stats = prev.float()
+            if not isinstance(blocks[k - 1].ca, torch.nn.Identity):
+                blocks[k - 1].ca.global_stats = (
+                    stats.mean((2, 3), keepdim=True),
+                    stats.amax((2, 3), keepdim=True),
+                )
+            del stats
+            coarse = 2 ** (levels - 1 - k)  # the scale of block k-1's output
+            if k < len(blocks):
+                lv = levels - 2 - k
+                skip = buffers.pop(("skip", lv))
+                for ys, xs in _grid(hp, wp, tile, margins[k]):
+                    with stage("decoder per tile"):
+                        a = blocks[k - 1].attend(_window_of(prev, ys, xs, coarse))
+                        d = blocks[k].convolve(a, _window_of(skip, ys, xs, 2**lv))
+                    put(("dec", k), d, ys, xs, 2**lv)
+                    del a, d
+                    bar.update(1)
+                del skip
+            else:  # the last block's attention and the heads, at full resolution
+                out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
+                for ys, xs in _grid(hp, wp, tile, margins[k]):
+                    with stage("heads per tile"):
+                        feat = blocks[k - 1].attend(_window_of(prev, ys, xs, 1))
+                        xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]
+                        shape = (b, c, ys[1] - ys[0], xs[1] - xs[0])
+                        img = model.predict(xw, feat, shape).image
+                    out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
+                        ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
+                    ].float()
+                    bar.update(1)
+            del prev
+    finally:
+        for block in blocks:
+            if not isinstance(block.ca, torch.nn.Identity):
+                block.ca.global_stats = None
     return out[..., :h, :w]

@@ -88,10 +88,18 @@ class DecoderBlock(nn.Module):
         self.ca = ChannelAttention(out_ch) if channel_attention else nn.Identity()
         self.sa = SpatialAttention() if spatial_attention else nn.Identity()
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    def convolve(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Upsampling, skip and convolutions: everything before the attention (whose channel
+        statistics need the whole feature map; staged tiled inference stops here)."""
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        x = self.convs(torch.cat([x, skip], dim=1))
+        return self.convs(torch.cat([x, skip], dim=1))
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel then spatial attention (eq. 5, then eq. 6)."""
         return self.sa(self.ca(x))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.attend(self.convolve(x, skip))
 
 
 class UNet(nn.Module):
@@ -131,13 +139,18 @@ class UNet(nn.Module):
         self.out_channels = widths[0]
         self.multiple = 2 ** (len(widths) - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's output at every level, finest first (the last is the deepest)."""
         skips = []
         for i, block in enumerate(self.encoder):
             if i > 0:
                 x = F.avg_pool2d(x, 2)
             x = block(x)
             skips.append(x)
+        return skips
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = self.encode(x)
         x = skips.pop()
         for block in self.decoder:
             x = block(x, skips.pop())

@@ -222,6 +222,15 @@ class KernelPredictionNet(nn.Module):
         *,
         return_aux: bool = False,
     ) -> DenoiseOutput:
+        b, c, h, w = burst.shape[0], *burst.shape[2:]
+        x = self.network_input(burst, noise_map)
+        return self.predict(x, self.backbone(x), (b, c, h, w), return_aux=return_aux)
+
+    def network_input(
+        self, burst: torch.Tensor, noise_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The U-Net's input of eq. (1): the frames of every colour plane (a batch item each)
+        and the noise map, padded to the pooling multiple, ``(B*C, N [+1], Hp, Wp)``."""
         if burst.ndim != 5:
             raise InputError(f"expected a burst (B, N, C, H, W), got shape {tuple(burst.shape)}")
         b, n, c, h, w = burst.shape
@@ -242,7 +251,21 @@ class KernelPredictionNet(nn.Module):
         x = pad_to_multiple(torch.cat(inputs, dim=1), self.backbone.multiple)  # eq. (1) input
         if self.backbone.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        feat = self.backbone(x)
+        return x
+
+    def predict(
+        self,
+        x: torch.Tensor,
+        feat: torch.Tensor,
+        shape: tuple[int, int, int, int],
+        *,
+        return_aux: bool = False,
+    ) -> DenoiseOutput:
+        """The heads on the U-Net features ``feat`` of input ``x`` (:meth:`network_input`):
+        kernels K and residuals R (eq. 2), weights W (eq. 3), merged by eq. (4); ``shape``:
+        the burst's ``(B, C, H, W)`` before padding."""
+        b, c, h, w = shape
+        n = self.num_frames
         if self.direct:
             image = self.head(feat)[..., :h, :w].float()
             return DenoiseOutput(image.reshape(b, c, h, w), None, {} if return_aux else None)
