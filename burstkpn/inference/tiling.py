@@ -76,7 +76,8 @@ def tiled_forward(
     (every tile of every plane and attention pass), with its ETA.
 
     ``staged`` (default) runs the KPN family with channel attention by :func:`_staged_plane`:
-    every part of the network once, each stage with only the margin it needs. Without it the
+    every part of the network once, each stage with only the margin it needs (exact, so
+    ``margin`` does not apply). Without it the
     whole network runs once per attention module and tile to gather the statistics
     (``exact_attention``), then once more: about 3x the work at 512 px tiles."""
     if tile < 0:

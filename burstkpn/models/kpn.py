@@ -222,8 +222,8 @@ class KernelPredictionNet(nn.Module):
         *,
         return_aux: bool = False,
     ) -> DenoiseOutput:
+        x = self.network_input(burst, noise_map)  # checks the shapes
         b, c, h, w = burst.shape[0], *burst.shape[2:]
-        x = self.network_input(burst, noise_map)
         return self.predict(x, self.backbone(x), (b, c, h, w), return_aux=return_aux)
 
     def network_input(
