@@ -32,13 +32,17 @@ from importlib.util import find_spec
 
 import numpy as np
 import torch
+from scipy.ndimage import shift as nd_shift
+from skimage.restoration import denoise_nl_means
 
 from burstkpn.errors import InputError
-from burstkpn.inference import DEFAULT_TILE, Runner, runner_for, try_resolve
+
+# the model method and the reference live in burstkpn.evaluation (the trainer's export uses them)
+from burstkpn.evaluation import Method, model_method, reference
+from burstkpn.inference import try_resolve
 from burstkpn.inference.resolve import is_model_reference
 from burstkpn.models import list_models
-
-Method = Callable[[object], torch.Tensor]
+from burstkpn.ops.align import align_frames
 
 
 # --------------------------------------------------------------------------- GAT
@@ -72,10 +76,6 @@ def _chw(a: np.ndarray) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- simple
-def reference(item) -> torch.Tensor:
-    return item.noisy[:, 0].float()
-
-
 def average(item) -> torch.Tensor:
     return item.noisy.mean(1).float()
 
@@ -83,8 +83,6 @@ def average(item) -> torch.Tensor:
 def shift_frames(frames: torch.Tensor, shifts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Frame i ``(N, C, H, W)`` sampled at ``p + shift_i`` with cubic B-splines (the
     interpolator of the subpixel synthesis), and masks of where that lies inside the frame."""
-    from scipy.ndimage import shift as nd_shift
-
     arr = frames.double().cpu().numpy()
     n, _, h, w = arr.shape
     ys = np.arange(h)[:, None]
@@ -112,8 +110,6 @@ def _noise(item) -> tuple[float, float]:
 
 
 def nlm(item) -> torch.Tensor:
-    from skimage.restoration import denoise_nl_means
-
     sr, ss = _noise(item)
     ref = _hwc(item.noisy[0, 0])
     d = gat(ref, sr, ss)
@@ -159,28 +155,8 @@ def bm3d_reference(item) -> torch.Tensor:
 def align_bm3d(item) -> torch.Tensor:
     sr, ss = _noise(item)
     n = item.noisy.shape[1]
-    from burstkpn.ops.align import align_frames
-
     mean = align_frames(item.noisy[0]).mean(0)
     return _chw(_bm3d_gat(_hwc(mean), sr / math.sqrt(n), ss / n))
-
-
-# --------------------------------------------------------------------------- learned
-def model_method(
-    model: torch.nn.Module | Runner, precision: str = "auto", tile: int = DEFAULT_TILE
-) -> Method:
-    """A model as a method, through the one runner (:class:`~burstkpn.inference.Runner`:
-    channels_last, bfloat16 autocast where native, tiled above ``tile`` px). The item's frames
-    are fitted to what the model reads (:meth:`Runner.frames_for`): single-image models get
-    the reference, burst models their burst length (cyclic repeats of a shorter window), clip
-    models exactly their window."""
-    runner = runner_for(model, precision=precision)
-
-    def run(item) -> torch.Tensor:
-        return runner(runner.frames_for(item.noisy), item.noise_map, tile=tile)
-
-    run.model = runner.model  # type: ignore[attr-defined]
-    return run
 
 
 CLASSICAL: dict[str, tuple[Method, str | None]] = {  # name -> (function, optional package)
@@ -214,3 +190,19 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
         f"unknown method '{name}' (classical: {', '.join(CLASSICAL)}; models: "
         f"{', '.join(list_models())}; or a .safetensors checkpoint)"
     )
+
+
+def resolve_all(
+    names, resolve: Callable[[str], tuple[Method | None, str]]
+) -> tuple[dict[str, Method], dict[str, str]]:
+    """``(available methods, a note for every name)`` by ``resolve`` (:func:`resolve_method`
+    or a bench's own); a skipped name's note is printed."""
+    resolved, notes = {}, {}
+    for name in names:
+        fn, note = resolve(name)
+        notes[name] = note
+        if fn is None:
+            print(f"bench: {name} {note}")
+        else:
+            resolved[name] = fn
+    return resolved, notes

@@ -49,10 +49,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,17 +63,31 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from burstkpn.bench.methods import CLASSICAL, EXTRAS
+from burstkpn.bench.methods import CLASSICAL, EXTRAS, resolve_all
+from burstkpn.bench.report import _CSS, _esc, _table_html, zoom_window
+from burstkpn.bench.tables import json_bytes, markdown_table, standing
+from burstkpn.data.degrade import estimate
+from burstkpn.data.degrade.estimate import estimate_or_floor
+from burstkpn.data.degrade.noise import estimate_noise_map
 from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
-from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
-from burstkpn.denoising import denoise_burst
+from burstkpn.data.io.images import (
+    image_to_tensor,
+    linear_to_srgb,
+    list_images,
+    read_image,
+    srgb_to_linear,
+)
+from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
+from burstkpn.denoising import denoise_burst, load_frames
 from burstkpn.errors import InputError
+from burstkpn.evaluation import Scorer, summarize
 from burstkpn.inference import DEFAULT_TILE, runner_for, try_resolve
 from burstkpn.inference.resolve import is_model_reference
 from burstkpn.metrics import BORDER as PAIR_BORDER
-from burstkpn.metrics import psnr, ssim
 from burstkpn.models import list_models
+from burstkpn.ops.align import align_frames, apply_shifts, estimate_shifts
 from burstkpn.restoration import is_single_image, restore_image
+from burstkpn.viz import contact_sheet, label_tile
 
 MIN_FRAMES = 3  # two to denoise (a burst), at least one for the pseudo ground truth
 BURST_BORDER = 16  # px left out of the scores of a burst: alignment pads the frames' edges
@@ -134,8 +146,6 @@ def center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
 def pseudo_ground_truth(frames: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
     """Linear frames ``(M, C, H, W)`` moved by ``shifts`` ``(M, 2)`` onto the reference and
     averaged, sRGB-encoded: ``(C, H, W)`` in [0, 1]."""
-    from burstkpn.ops.align import apply_shifts
-
     return linear_to_srgb(apply_shifts(frames.float(), shifts).mean(0)).clamp(0, 1)
 
 
@@ -170,8 +180,6 @@ def measure_burst_noise(burst: torch.Tensor) -> Level:
     """What ``burstkpn denoise --noise auto`` measures on a linear burst ``(N, C, H, W)``: the
     temporal estimator (``estimate_burst_noise``) for 3 frames or more where it can measure,
     else the spatial one (:func:`measure_image_noise`)."""
-    from burstkpn.data.degrade import estimate
-
     temporal = getattr(estimate, "estimate_burst_noise", None)
     if temporal is not None and burst.shape[0] >= 3:
         try:
@@ -186,8 +194,6 @@ def measure_burst_noise(burst: torch.Tensor) -> Level:
 
 def measure_image_noise(image: torch.Tensor) -> Level:
     """The level of a linear image ``(C, H, W)`` (or burst) by the spatial estimator."""
-    from burstkpn.data.degrade.estimate import estimate_or_floor
-
     sigma_r, sigma_s = estimate_or_floor(image)
     return Level(float(sigma_r), float(sigma_s), "estimate_or_floor")
 
@@ -220,8 +226,6 @@ class Case:
 
     def item(self) -> SimpleNamespace:
         """What :mod:`burstkpn.bench.methods` reads (a test-set burst without offsets)."""
-        from burstkpn.data.degrade.noise import estimate_noise_map
-
         noisy = self.linear[None]
         nmap = estimate_noise_map(noisy[:, 0], self.sigma_r, self.sigma_s)
         return SimpleNamespace(
@@ -232,8 +236,6 @@ class Case:
 def list_burst(folder: str | Path, limit: int | None = None) -> list[str]:
     """The frame files of a burst folder, sorted by name (the first ``limit``); one-line errors
     for a missing folder and too few frames."""
-    from burstkpn.data.io.images import list_images
-
     refs = list_images(str(folder))[:limit]
     if len(refs) < MIN_FRAMES:
         raise InputError(
@@ -248,8 +250,6 @@ def burst_case(
 ) -> Case:
     """A static burst ``(N, C, H, W)`` (sRGB as stored) -> the :class:`Case` of its centred
     ``crop``: first half to denoise, pseudo ground truth from the second half."""
-    from burstkpn.ops.align import estimate_shifts
-
     frames = center_crop(frames, crop)
     split = split_burst(frames.shape[0])
     linear = srgb_to_linear(frames.float())
@@ -275,9 +275,6 @@ def pair_loaders(
 ) -> tuple[list[Callable[[], Case]], str]:
     """Loaders of the :class:`Case` of each noisy / clean pair under ``root`` (the first
     ``limit`` by name), and the layout found."""
-    from burstkpn.data.io.images import image_to_tensor, read_image
-    from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
-
     root = Path(root)
     found = find_pairs(root)[:limit]
     layout = detect_layout(_image_files(root)) or "pairs"
@@ -313,8 +310,6 @@ def reference(case: Case) -> torch.Tensor:
 
 
 def align_mean(case: Case) -> torch.Tensor:
-    from burstkpn.ops.align import align_frames
-
     return _encode(align_frames(case.linear).mean(0))
 
 
@@ -379,8 +374,6 @@ def resolve_real_method(name: str) -> tuple[RealMethod | None, str]:
 def grid_boxes(truth: torch.Tensor) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """The centred crop ``(y, x, side)`` of an image ``(C, H, W)`` and, inside that crop, its
     detail window ``(y, x, side)``: the one of highest luminance variance."""
-    from burstkpn.bench.report import zoom_window
-
     h, w = truth.shape[-2:]
     side = min(GRID, h, w)
     y, x = (h - side) // 2, (w - side) // 2
@@ -409,8 +402,6 @@ def grid_panel(
 def crop_grid(panels: Sequence[tuple[str, np.ndarray]], columns: int = GRID_COLUMNS) -> bytes:
     """Labelled panels side by side (:func:`grid_panel`), at most ``columns`` to a row and the
     rows about equally long, as PNG bytes."""
-    from burstkpn.viz import contact_sheet, label_tile
-
     rows = -(-len(panels) // columns)
     columns = -(-len(panels) // rows)
     tiles = [label_tile(p.astype(np.float64) / 255, label) for label, p in panels]
@@ -420,6 +411,23 @@ def crop_grid(panels: Sequence[tuple[str, np.ndarray]], columns: int = GRID_COLU
 
 
 # --------------------------------------------------------------------------- evaluation
+def _progress(bar, case: Case, panels: list, crop, detail, cases_left: int):
+    """The ``before`` / ``after`` hooks of :meth:`~burstkpn.evaluation.Scorer.run` for one
+    case: the progress bar names the run; every output adds its panel to ``panels``."""
+
+    def before(name: str) -> None:
+        bar.set_postfix_str(f"{case.name}: {name}")
+
+    def after(name: str, out: torch.Tensor | None, row: dict | None) -> None:
+        if out is None:  # refused: not run on the cases still to come
+            bar.total -= cases_left
+        else:
+            panels.append((f"{name} {row['psnr']:.2f} dB", grid_panel(out, crop, detail)))
+        bar.update(1)
+
+    return before, after
+
+
 def evaluate_real(
     loaders: Sequence[Callable[[], Case]], methods: Sequence[str], *, progress: bool = True
 ) -> dict:
@@ -428,53 +436,27 @@ def evaluate_real(
     ``methods``, ``bursts``) plus ``cases`` (their records) and ``grids`` (PNG bytes per
     case). A method that refuses a case (:class:`InputError`, e.g. a burst model given one
     image) is skipped everywhere, with the reason in its note."""
-    resolved: dict[str, RealMethod] = {}
-    notes: dict[str, str] = {}
-    for name in methods:
-        fn, notes[name] = resolve_real_method(name)
-        if fn is None:
-            print(f"bench: {name} {notes[name]}")
-        else:
-            resolved[name] = fn
-    rows, cases, grids, levels = [], [], {}, []
+    resolved, notes = resolve_all(methods, resolve_real_method)
+    scorer = Scorer(
+        resolved,
+        notes,
+        label=lambda case: (case.name, case.group, case.truth),
+        linear=False,
+        border=lambda case: case.border,
+        refused=(InputError,),  # e.g. a burst model given one image
+    )
+    cases, grids, levels = [], {}, []
     bar = tqdm(
         total=len(loaders) * len(resolved), desc="bench real", unit="run", disable=not progress
     )
     for index, load in enumerate(loaders):
         case = load()
         levels = levels if case.group in levels else [*levels, case.group]
-        h, w = case.truth.shape[-2:]
         crop, detail = grid_boxes(case.truth)
         label = "pseudo ground truth" if case.frames.shape[0] > 1 else "mean (ground truth)"
         panels = [(label, grid_panel(case.truth, crop, detail))]
-        for name, fn in list(resolved.items()):
-            bar.set_postfix_str(f"{case.name}: {name}")
-            t0 = time.perf_counter()
-            try:
-                out = fn(case).float()
-            except InputError as exc:
-                notes[name] = f"skipped: {exc}"
-                print(f"bench: {name} {notes[name]}")
-                del resolved[name]
-                rows = [r for r in rows if r["method"] != name]
-                bar.total -= len(loaders) - index - 1  # not run on the cases still to come
-                bar.update(1)
-                continue
-            seconds = time.perf_counter() - t0
-            score = float(psnr(out, case.truth, linear=False, border=case.border)[0])
-            rows.append(
-                {
-                    "method": name,
-                    "image": case.name,
-                    "level": case.group,
-                    "psnr": score,
-                    "ssim": float(ssim(out, case.truth, linear=False, border=case.border)[0]),
-                    "seconds": seconds,
-                    "megapixels": h * w / 1e6,
-                }
-            )
-            panels.append((f"{name} {score:.2f} dB", grid_panel(out, crop, detail)))
-            bar.update(1)
+        before, after = _progress(bar, case, panels, crop, detail, len(loaders) - index - 1)
+        scorer.run(case, before=before, after=after)
         grids[case.name] = crop_grid(panels)
         cases.append(
             {"name": case.name, "border": case.border, "crop": list(crop), "detail": list(detail)}
@@ -482,10 +464,10 @@ def evaluate_real(
         )
     bar.close()
     return {
-        "rows": rows,
-        "notes": notes,
+        "rows": scorer.rows,
+        "notes": scorer.notes,
         "levels": levels,
-        "methods": list(resolved),
+        "methods": list(scorer.methods),
         "bursts": len(cases),
         "cases": cases,
         "grids": grids,
@@ -494,8 +476,6 @@ def evaluate_real(
 
 def per_image_summary(result: dict) -> dict:
     """:func:`~burstkpn.bench.quality.summarize` with one column per image."""
-    from burstkpn.bench.quality import summarize
-
     images = [c["name"] for c in result["cases"]]
     rows = [r | {"level": r["image"]} for r in result["rows"]]
     return summarize(result | {"rows": rows, "levels": images})
@@ -558,8 +538,6 @@ def explanation(kind: str, result: dict) -> list[str]:
 def write_real_reports(result: dict, out: Path, kind: str, command: str, source: str) -> dict:
     """results.json, report.md, the crop grid PNG(s) and real.html in ``out``; returns what
     results.json holds."""
-    from burstkpn.bench.quality import markdown_table, standing, summarize
-
     summary = summarize(result)
     single = len(result["grids"]) == 1
     files = {name: grid_file(name, single) for name in result["grids"]}
@@ -576,7 +554,7 @@ def write_real_reports(result: dict, out: Path, kind: str, command: str, source:
         "cases": result["cases"],
         "rows": result["rows"],
     }
-    atomic_write_bytes(out / "results.json", (json.dumps(payload, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "results.json", json_bytes(payload))
     title = "Real burst without ground truth" if kind == "burst" else "Real noisy / mean pairs"
     paragraphs = explanation(kind, result)
     stand = standing(summary, classical=CLASSICAL_REAL)
@@ -615,7 +593,6 @@ def write_real_html(
     result: dict,
 ) -> None:
     """One self-contained page (the report's CSS and table, images embedded)."""
-    from burstkpn.bench.report import _CSS, _esc, _table_html
 
     def para(text: str) -> str:
         text = _esc(text)
@@ -666,8 +643,6 @@ def run_real_burst(
 ) -> dict:
     """``burstkpn bench real FOLDER``: the report of a static burst in ``out_dir`` (the
     first ``limit`` frames, a centred ``crop``); returns what results.json holds."""
-    from burstkpn.denoising import load_frames
-
     _check_crop(crop)
     refs = list_burst(folder, limit)
     out = prepare_output_dir(out_dir, force)

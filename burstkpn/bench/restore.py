@@ -42,30 +42,34 @@ default rows is one line in :data:`DEFAULT_METHODS`.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import time
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from skimage.restoration import denoise_nl_means, estimate_sigma
+from skimage.restoration import richardson_lucy as sk_rl
+from skimage.restoration import wiener as sk_wiener
 
-from burstkpn.bench.methods import EXTRAS
+from burstkpn.bench.methods import EXTRAS, resolve_all
+from burstkpn.bench.tables import csv_bytes, json_bytes, markdown_table, standing
 from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
-from burstkpn.data.testsets.deblur import DeblurTestSet, RestorePair
+from burstkpn.data.testsets.deblur import RestorePair
 from burstkpn.errors import InputError
-from burstkpn.inference import DEFAULT_TILE, runner_for, try_resolve
+from burstkpn.evaluation import (  # the degraded input and the model method: export uses them
+    degraded,
+    evaluate_pairs,
+    model_restore_method,
+    restore_items,
+    summarize,
+)
+from burstkpn.inference import try_resolve
+from burstkpn.inference.resolve import TASKS as TASKS
 from burstkpn.inference.resolve import is_model_reference
-from burstkpn.metrics import psnr, ssim
 from burstkpn.models import list_models
-from burstkpn.restoration import restore_image
 
-TASKS = ("denoise", "deblur")
 DEFAULT_METHODS = {
     "denoise": ("reference", "nlm", "bm3d", "dcn_lka_denoise"),
     "deblur": ("blurry", "wiener", "richardson_lucy", "dcn_lka_deblur"),
@@ -86,21 +90,13 @@ def _chw(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
 
 
-def degraded(pair: RestorePair) -> torch.Tensor:
-    return pair.degraded.float()
-
-
 def estimated_sigma(srgb: np.ndarray) -> float:
     """Noise standard deviation of an sRGB ``(H, W, C)`` image in [0, 1], estimated by
     ``skimage.restoration.estimate_sigma`` (averaged over channels)."""
-    from skimage.restoration import estimate_sigma
-
     return float(estimate_sigma(srgb, average_sigmas=True, channel_axis=2))
 
 
 def nlm_srgb(pair: RestorePair) -> torch.Tensor:
-    from skimage.restoration import denoise_nl_means
-
     x = _hwc(linear_to_srgb(pair.degraded.double()).clamp(0, 1))
     sigma = estimated_sigma(x)
     den = denoise_nl_means(
@@ -135,14 +131,10 @@ def _deconvolve(pair: RestorePair, solve: Callable[[np.ndarray, np.ndarray], np.
 
 
 def wiener(pair: RestorePair) -> torch.Tensor:
-    from skimage.restoration import wiener as sk_wiener
-
     return _deconvolve(pair, lambda x, k: sk_wiener(x, k, balance=WIENER_BALANCE, clip=False))
 
 
 def richardson_lucy(pair: RestorePair) -> torch.Tensor:
-    from skimage.restoration import richardson_lucy as sk_rl
-
     return _deconvolve(
         pair, lambda x, k: sk_rl(np.maximum(x, 0.0), k, num_iter=RL_ITERATIONS, clip=False)
     )
@@ -163,20 +155,6 @@ CLASSICAL: dict[str, dict[str, tuple[RestoreMethod, str | None]]] = {
 
 
 # --------------------------------------------------------------------------- learned
-def model_restore_method(model: torch.nn.Module, tile: int = DEFAULT_TILE) -> RestoreMethod:
-    """A single-image model as a method (:func:`~burstkpn.restoration.restore_image`, tiled
-    above ``tile`` px)."""
-    runner = runner_for(model)
-    if runner.traits.kind != "single":
-        raise InputError("bench restore takes single-image models; this is a burst model")
-
-    def run(pair: RestorePair) -> torch.Tensor:
-        return restore_image(pair.degraded[0], runner, linear=True, tile=tile)[None]
-
-    run.model = runner.model  # type: ignore[attr-defined]
-    return run
-
-
 def resolve_restore_method(name: str, task: str) -> tuple[RestoreMethod | None, str]:
     """``(callable, note)`` for a method name of ``task``; ``None`` with the reason when an
     optional package or the shipped weights are missing."""
@@ -194,47 +172,6 @@ def resolve_restore_method(name: str, task: str) -> tuple[RestoreMethod | None, 
     )
 
 
-# --------------------------------------------------------------------------- data
-def restore_items(
-    task: str,
-    *,
-    testset: str | Path | None = None,
-    pairs: str | Path | None = None,
-    limit: int | None = None,
-) -> tuple[list[Callable[[], RestorePair]], list[str], str]:
-    """Loaders of the selected pairs (the first ``limit`` images by name, every level), the
-    levels, and a description of the source."""
-    from burstkpn.data.io.images import load_linear
-    from burstkpn.data.io.pairs import _image_files, detect_layout, find_pairs
-    from burstkpn.data.sampling import match_channels
-
-    if task not in TASKS:
-        raise InputError(f"unknown task '{task}' (use one of {', '.join(TASKS)})")
-    if (testset is None) == (pairs is None):
-        raise InputError("give either --testset DIR or --pairs DIR")
-    if testset is not None:
-        ts = DeblurTestSet(testset)
-        names = sorted({e["image"] for e in ts.entries})[:limit]
-        entries = [e for e in ts.entries if e["image"] in set(names)]
-        loaders = [lambda e=e: ts.load(e) for e in entries]
-        seed = ts.manifest["generator"]["seed"]
-        return loaders, ts.levels, f"deblur test set {testset} (seed {seed})"
-    root = Path(pairs)
-    found = find_pairs(root)
-    layout = detect_layout(_image_files(root))
-    found = found[:limit] if limit is not None else found
-
-    def load(a: Path, b: Path) -> RestorePair:
-        return RestorePair(
-            image=str(a.relative_to(root).with_suffix("")),
-            level=layout,
-            degraded=match_channels(load_linear(a), 3)[None],
-            clean=match_channels(load_linear(b), 3)[None],
-        )
-
-    return [lambda a=a, b=b: load(a, b) for a, b in found], [layout], f"{layout} pairs in {pairs}"
-
-
 # --------------------------------------------------------------------------- evaluation
 def evaluate_restore(
     task: str,
@@ -248,61 +185,20 @@ def evaluate_restore(
     """Every available method on every selected pair: ``{"rows", "notes", "levels",
     "methods", "bursts", "source"}`` (the layout :func:`burstkpn.bench.quality.summarize`
     reads; ``bursts`` counts pairs)."""
-    loaders, levels, source = restore_items(task, testset=testset, pairs=pairs, limit=limit)
-    if not loaders:
+    items = restore_items(task, testset=testset, pairs=pairs, limit=limit)
+    if not items[0]:
         raise InputError("no pairs to evaluate")
-    resolved: dict[str, RestoreMethod] = {}
-    notes: dict[str, str] = {}
     if isinstance(methods, dict):
-        resolved = dict(methods)
-        notes = {m: "" for m in methods}
+        resolved, notes = dict(methods), {m: "" for m in methods}
     else:
-        for name in methods:
-            fn, note = resolve_restore_method(name, task)
-            notes[name] = note
-            if fn is None:
-                print(f"bench: {name} {note}")
-            else:
-                resolved[name] = fn
-    rows = []
-    for load in tqdm(loaders, desc=f"bench restore {task}", unit="image", disable=not progress):
-        pair = load()
-        mp = pair.clean.shape[-2] * pair.clean.shape[-1] / 1e6
-        for name, fn in resolved.items():
-            t0 = time.perf_counter()
-            out = fn(pair).float()
-            seconds = time.perf_counter() - t0
-            rows.append(
-                {
-                    "method": name,
-                    "image": pair.image,
-                    "level": pair.level,
-                    "psnr": float(psnr(out, pair.clean)[0]),
-                    "ssim": float(ssim(out, pair.clean)[0]),
-                    "seconds": seconds,
-                    "megapixels": mp,
-                }
-            )
-    return {
-        "rows": rows,
-        "notes": notes,
-        "levels": levels,
-        "methods": list(resolved),
-        "bursts": len(loaders),
-        "source": source,
-    }
+        resolved, notes = resolve_all(methods, lambda name: resolve_restore_method(name, task))
+    return evaluate_pairs(items, resolved, task=task, notes=notes, progress=progress)
 
 
 def write_restore_reports(result: dict, out: Path, task: str, command: str) -> dict:
     """results.csv, results.json and report.md (the tables of ``bench quality``)."""
-    from burstkpn.bench.quality import markdown_table, standing, summarize
-
     summary = summarize(result)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(result["rows"][0]) if result["rows"] else [])
-    writer.writeheader()
-    writer.writerows(result["rows"])
-    atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
+    atomic_write_bytes(out / "results.csv", csv_bytes(result["rows"]))
     payload = {
         "command": command,
         "task": task,
@@ -312,7 +208,7 @@ def write_restore_reports(result: dict, out: Path, task: str, command: str) -> d
         "notes": result["notes"],
         "rows": result["rows"],
     }
-    atomic_write_bytes(out / "results.json", (json.dumps(payload, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "results.json", json_bytes(payload))
     lines = standing(summary, classical=tuple(CLASSICAL[task]))
     skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
     noted = "".join(

@@ -14,9 +14,11 @@ import sys
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from burstkpn.inference import Runner
 from burstkpn.models import count_parameters, create_model
+from burstkpn.models.traits import model_traits
 from burstkpn.runtime import resolve_precision, tune_allocator
 
 DEFAULT_MODELS = ("kpn", "kpn21", "mkpn", "ame_kpn")
@@ -32,8 +34,6 @@ def model_spec(spec: str) -> tuple[str, dict]:
 def burst_length(model: torch.nn.Module, default: int) -> int:
     """Frames a model reads: its own for single-image (1: dcn_lka, deform2d) and clip models
     (deform3d's 5), ``default`` for burst models."""
-    from burstkpn.models.traits import model_traits
-
     traits = model_traits(model)
     return default if traits.kind == "burst" else traits.frames
 
@@ -43,8 +43,6 @@ def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 
     FlopCounterMode, plus the kernel application (frames x taps per pixel and channel), or a
     model's own ``extra_macs_per_pixel`` (deformable sampling). Models with a fixed burst length
     (:func:`burst_length`, e.g. deform3d's 5) get bursts of that length."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     frames = burst_length(model, frames)
     size = 128
     burst = torch.rand(1, frames, 1, size, size)

@@ -30,23 +30,39 @@ Shipped names whose weights are missing are skipped with a message. Metrics:
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from burstkpn.bench import methods as bench_methods
 from burstkpn.bench.methods import Method, average, model_method, reference
+from burstkpn.bench.report import write_html_report
+from burstkpn.bench.tables import csv_bytes, json_bytes, markdown_table, standing
+from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
+from burstkpn.data.degrade.video import burst_order, crop_clip, linear_trajectory, motion_margin
 from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
+from burstkpn.data.io.images import list_images, load_linear, to_display
+from burstkpn.data.sampling import derive_seed, match_channels
+from burstkpn.data.testsets.video import TestWindow, VideoTestSet
 from burstkpn.errors import InputError
+from burstkpn.evaluation import Scorer, evaluate_windows, select_windows, summarize
 from burstkpn.inference import try_resolve
-from burstkpn.metrics import psnr, ssim
 from burstkpn.models import list_models
+from burstkpn.models.deformable import DeformableKernelNet, burst_to_clip
+from burstkpn.viz import (
+    figure_png,
+    histogram_percent,
+    kernel_taps,
+    plot_kernels,
+    plot_time_distribution,
+    time_bins,
+    time_histogram,
+)
 
 DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
 DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
@@ -70,26 +86,12 @@ def resolve_video_method(name: str) -> tuple[Method | None, str]:
     )
 
 
-def resolve_all(methods: Sequence[str]) -> tuple[dict[str, Method], dict[str, str]]:
+def resolve_all(names: Sequence[str]) -> tuple[dict[str, Method], dict[str, str]]:
     """The available methods and a note for every name (printed for skipped ones)."""
-    resolved, notes = {}, {}
-    for name in methods:
-        fn, note = resolve_video_method(name)
-        notes[name] = note
-        if fn is None:
-            print(f"bench: {name} {note}")
-        else:
-            resolved[name] = fn
-    return resolved, notes
+    return bench_methods.resolve_all(names, resolve_video_method)
 
 
 # --------------------------------------------------------------------------- bench video
-def select_windows(entries: list[dict], limit: int | None) -> list[dict]:
-    """All windows, or those of the first ``limit`` window names (sorted), every level."""
-    if limit is None:
-        return entries
-    names = set(sorted({e["image"] for e in entries})[:limit])
-    return [e for e in entries if e["image"] in names]
 
 
 def evaluate_video(
@@ -104,64 +106,19 @@ def evaluate_video(
 ) -> dict:
     """Every available method on every selected window; the structure of
     :func:`burstkpn.bench.quality.evaluate` (rows, notes, examples, levels, methods)."""
-    from burstkpn.data.testsets.video import VideoTestSet
-
     testset = VideoTestSet(testset_dir)
-    entries = select_windows(testset.entries, limit)
-    if not entries:
+    if not select_windows(testset.entries, limit):
         raise InputError(f"test set '{testset_dir}' has no windows")
     resolved, notes = resolved or resolve_all(methods)
-    shown_names = sorted({e["image"] for e in entries})[:examples]
-    rows, shown = [], []
-    for entry in tqdm(entries, desc="bench video", unit="window", disable=not progress):
-        item = testset.load(entry)
-        mp = item.clean.shape[-2] * item.clean.shape[-1] / 1e6
-        keep = entry["level"] == example_level and entry["image"] in shown_names
-        outputs = {}
-        for name, fn in resolved.items():
-            t0 = time.perf_counter()
-            out = fn(item).float()
-            seconds = time.perf_counter() - t0
-            rows.append(
-                {
-                    "method": name,
-                    "image": entry["image"],
-                    "level": entry["level"],
-                    "psnr": float(psnr(out, item.clean)[0]),
-                    "ssim": float(ssim(out, item.clean)[0]),
-                    "seconds": seconds,
-                    "megapixels": mp,
-                }
-            )
-            if keep:
-                outputs[name] = out[0]
-        if keep:
-            shown.append(
-                {
-                    "name": entry["image"],
-                    "level": entry["level"],
-                    "clean": item.clean[0],
-                    "noisy": item.noisy[0, 0],
-                    "outputs": outputs,
-                }
-            )
-    return {
-        "rows": rows,
-        "notes": notes,
-        "examples": shown,
-        "levels": testset.levels,
-        "methods": list(resolved),
-        "bursts": len(entries),  # windows x levels
-        "windows": len({e["image"] for e in entries}),
-    }
-
-
-def _csv_bytes(rows: list[dict]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue().encode()
+    return evaluate_windows(
+        testset,
+        resolved,
+        notes=notes,
+        limit=limit,
+        examples=examples,
+        example_level=example_level,
+        progress=progress,
+    )
 
 
 def write_video_reports(
@@ -169,11 +126,8 @@ def write_video_reports(
 ) -> dict:
     """results.csv, results.json, report.md (Table 3 layout) and report.html (with
     ``figures``: (heading, PNG) pairs, e.g. the motion sweep)."""
-    from burstkpn.bench.quality import markdown_table, standing, summarize
-    from burstkpn.bench.report import write_html_report
-
     summary = summarize(result)
-    atomic_write_bytes(out / "results.csv", _csv_bytes(result["rows"]))
+    atomic_write_bytes(out / "results.csv", csv_bytes(result["rows"]))
     payload = {
         "command": command,
         "windows": result["windows"],
@@ -181,7 +135,7 @@ def write_video_reports(
         "notes": result["notes"],
         "rows": result["rows"],
     }
-    atomic_write_bytes(out / "results.json", (json.dumps(payload, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "results.json", json_bytes(payload))
     skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
     lines = standing(summary, classical=ANCHORS)
     md = (
@@ -252,8 +206,6 @@ KERNEL_FIGURES = ("time_distribution.png", "kernels.png")
 def is_deform3d(model: torch.nn.Module) -> bool:
     """Whether ``model`` has 3D deformable kernels (``deform3d``), whose ``aux`` the figures
     read."""
-    from burstkpn.models.deformable import DeformableKernelNet
-
     model = getattr(model, "module", model)
     return isinstance(model, DeformableKernelNet) and model.dims == 3
 
@@ -288,10 +240,6 @@ def choose_pixel(image: torch.Tensor, border: int = 8) -> tuple[int, int]:
     """The pixel ``(y, x)`` of ``image`` ``(C, H, W)`` (linear) on the strongest edge (largest
     gradient of the sRGB channel mean), at least ``border`` px inside: Fig. 10 shows a kernel
     at an edge, where the choice of samples matters."""
-    import numpy as np
-
-    from burstkpn.data.io.images import to_display
-
     g = to_display(image).mean(-1)
     h, w = g.shape
     b = max(0, min(border, (h - 1) // 2, (w - 1) // 2))
@@ -322,13 +270,6 @@ def kernel_statistics(
     for one window (``window``, default the first name, at ``level`` where it exists), the
     Fig. 10 taps of the green channel at ``pixel`` (default :func:`choose_pixel` on its clean
     frame) with ``clip``, its noisy frames for display ``(F, H, W, 3)`` in temporal order."""
-    import numpy as np
-
-    from burstkpn.data.io.images import to_display
-    from burstkpn.data.testsets.video import VideoTestSet
-    from burstkpn.models.deformable import burst_to_clip
-    from burstkpn.viz import kernel_taps, time_bins, time_histogram
-
     net = getattr(model, "module", model)
     if not is_deform3d(net):
         raise InputError("kernel statistics need a deform3d model")
@@ -390,10 +331,7 @@ def write_kernel_figures(stats: dict, out: Path, model_name: str) -> list[tuple[
     """``time_distribution.png`` (Fig. 9: % of taps and of ``|F|`` per frame coordinate, one
     bar set per noise level and all together), ``kernels.png`` (Fig. 10) and ``kernels.json``
     (the numbers); returns the ``(heading, PNG)`` pairs for the reports."""
-    import numpy as np
     from matplotlib.figure import Figure
-
-    from burstkpn.viz import figure_png, histogram_percent, plot_kernels, plot_time_distribution
 
     label = Path(model_name).name
     centres = np.asarray(stats["centres"])
@@ -432,7 +370,7 @@ def write_kernel_figures(stats: dict, out: Path, model_name: str) -> list[tuple[
         "percent": percents,
         "example": {k: v for k, v in ex.items() if k != "clip"},
     }
-    atomic_write_bytes(out / "kernels.json", (json.dumps(payload, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "kernels.json", json_bytes(payload))
     return [
         (f"Sampling locations on the time dimension, {label} (cf. Fig. 9)", paths[0]),
         (f"A learned 3x3x3 kernel at one pixel, {label} (cf. Fig. 10)", paths[1]),
@@ -454,12 +392,6 @@ def sweep_windows(
     seeded position and direction, moving ``speed`` px/frame with constant velocity (no
     jitter); the position, the direction and the noise are the same at every speed, so only
     the motion changes (the paper's subsets "use the same reference frames")."""
-    from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
-    from burstkpn.data.degrade.video import burst_order, crop_clip, linear_trajectory, motion_margin
-    from burstkpn.data.io.images import list_images, load_linear
-    from burstkpn.data.sampling import derive_seed, match_channels
-    from burstkpn.data.testsets.video import TestWindow
-
     if not speeds or any(s < 0 or not math.isfinite(s) for s in speeds):
         raise InputError(f"speeds must be non-negative numbers, got {list(speeds)}")
     if windows < 1:
@@ -520,27 +452,27 @@ def motion_sweep_rows(
     """PSNR / SSIM of every available method on every sweep window and speed (``resolved``:
     methods already resolved by :func:`resolve_all`)."""
     resolved, notes = resolved or resolve_all(methods)
+    scorer = Scorer(resolved, dict(notes))
     rows = []
     items = sweep_windows(
         source, speeds, windows=windows, patch_size=patch_size, level=level, seed=seed
     )
     total = windows * len(speeds)
     for speed, i, item in tqdm(items, total=total, desc="bench motion", disable=not progress):
-        for name, fn in resolved.items():
-            out = fn(item).float()
+        for r in scorer.run(item):
             rows.append(
                 {
-                    "method": name,
+                    "method": r["method"],
                     "speed": speed,
                     "window": i,
-                    "psnr": float(psnr(out, item.clean)[0]),
-                    "ssim": float(ssim(out, item.clean)[0]),
+                    "psnr": r["psnr"],
+                    "ssim": r["ssim"],
                 }
             )
     return {
         "rows": rows,
-        "notes": notes,
-        "methods": list(resolved),
+        "notes": scorer.notes,
+        "methods": list(scorer.methods),
         "speeds": [float(s) for s in speeds],
         "windows": windows,
         "level": level,
@@ -591,10 +523,10 @@ def plot_motion(sweep: dict, path: Path) -> Path:
 def write_motion_reports(sweep: dict, out: Path, command: str) -> dict[str, list[float]]:
     """motion.csv (per window), motion.json, motion.md (mean PSNR table) and motion.png."""
     table = motion_summary(sweep)
-    atomic_write_bytes(out / "motion.csv", _csv_bytes(sweep["rows"]))
+    atomic_write_bytes(out / "motion.csv", csv_bytes(sweep["rows"]))
     payload = {"command": command, **{k: v for k, v in sweep.items() if k != "rows"}}
     payload["mean_psnr"] = table
-    atomic_write_bytes(out / "motion.json", (json.dumps(payload, indent=1) + "\n").encode())
+    atomic_write_bytes(out / "motion.json", json_bytes(payload))
     plot_motion(sweep, out / "motion.png")
     head = "| Method | " + " | ".join(f"{s:g} px/frame" for s in sweep["speeds"]) + " |"
     lines = [head, "|---|" + "---|" * len(sweep["speeds"])]
