@@ -4,7 +4,7 @@ eq. (4) does there (mean sigmoid weight W of the kernel path, mean of the kernel
 
     python benchmarks/dark_crop.py [WEIGHTS_OR_NAME ...]     # default: ame_kpn kpn
 
-Numbers quoted in training/README.md ("On dark content ...").
+Numbers quoted in docs/training-history.md ("On dark content ...").
 """
 
 from __future__ import annotations

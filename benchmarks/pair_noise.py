@@ -1,6 +1,6 @@
 """Noise level of real noisy / clean pairs (a PolyU or SIDD folder, as ``find_pairs``): the
 difference noisy - clean in linear light, its variance fitted as sigma_r^2 + sigma_s * y over
-ten brightness bins (ame_kpn.md section 3.1 model), and the sRGB PSNR of the noisy image.
+ten brightness bins ([AME-KPN] section 3.1 model), and the sRGB PSNR of the noisy image.
 
     python benchmarks/pair_noise.py ../shared/data/real/polyu
 

@@ -21,11 +21,18 @@ exceeds their offset limit (``max_offset``, 8 px), not the 2 px of rigid 5x5 ker
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from burstkpn.data.degrade.estimate import (
     BurstNoiseEstimate,
@@ -34,6 +41,7 @@ from burstkpn.data.degrade.estimate import (
     estimate_or_floor,
 )
 from burstkpn.data.degrade.noise import estimate_noise_map, parse_noise
+from burstkpn.data.io.files import publish
 from burstkpn.data.io.images import (
     image_size,
     image_to_tensor,
@@ -41,8 +49,9 @@ from burstkpn.data.io.images import (
     list_images,
     read_image,
     srgb_to_linear,
+    write_image,
 )
-from burstkpn.errors import InputError
+from burstkpn.errors import BurstkpnWarning, InputError
 from burstkpn.inference.resolve import resolve_model
 from burstkpn.inference.runner import DEFAULT_TILE, Runner, runner_for
 from burstkpn.models.deformable import video_window
@@ -312,8 +321,6 @@ def sequence_bits(out: str | os.PathLike, bits: int | None, input_bits: int = 8)
     else the input's. 16 bits go into PNG frames or a lossless FFV1 video (.mkv, .avi); other
     video files (H.264) hold 8, so a 16-bit input falls back to 8 there and an explicit
     ``bits=16`` is a one-line :class:`InputError`."""
-    from pathlib import Path
-
     suffix = Path(out).suffix.lower()
     deep = suffix not in VIDEO_EXTENSIONS or suffix in LOSSLESS_VIDEO
     if bits is None:
@@ -345,9 +352,6 @@ class _VideoWriter:
         overwrite: bool = False,
         bits: int = 8,
     ) -> None:
-        import tempfile
-        from pathlib import Path
-
         self.out = Path(out)
         self.overwrite = overwrite
         self.bits = sequence_bits(out, bits)
@@ -373,8 +377,6 @@ class _VideoWriter:
             self.tmp = tempfile.mkdtemp(prefix=".burstkpn-frames.", dir=self.out)
 
     def _add_stream(self, fps, width: int, height: int) -> None:
-        from fractions import Fraction
-
         lossless = self.out.suffix.lower() in LOSSLESS_VIDEO
         rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
         self.stream = self.container.add_stream("ffv1" if lossless else "libx264", rate=rate)
@@ -391,8 +393,6 @@ class _VideoWriter:
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
         if self.container is None:
-            from burstkpn.data.io.images import write_image
-
             name = os.path.join(self.tmp, FRAME_NAME.format(self.count))
             write_image(name, arr, bits=self.bits)
         else:
@@ -409,8 +409,6 @@ class _VideoWriter:
         """Finish and publish; whatever happens, nothing temporary is left."""
         try:
             if self.container is not None:
-                from burstkpn.data.io.files import publish
-
                 for packet in self.stream.encode():
                     self.container.mux(packet)
                 self.container.close()
@@ -423,8 +421,6 @@ class _VideoWriter:
         _warn_stale_frames(self.out, self.count)
 
     def _publish_frames(self) -> None:
-        from burstkpn.data.io.files import publish
-
         done = []
         try:
             for i in range(self.count):
@@ -439,8 +435,6 @@ class _VideoWriter:
 
     def abort(self) -> None:
         """Remove what this writer made and did not publish (never anything else)."""
-        import shutil
-
         if self.container is not None:
             self.container.close()
             self.container = None
@@ -453,11 +447,6 @@ class _VideoWriter:
 
 
 def _warn_stale_frames(out, count: int) -> None:
-    import re
-    import warnings
-
-    from burstkpn.errors import BurstkpnWarning
-
     stale = [p.name for p in out.iterdir() if re.fullmatch(r"frame_\d{6}\.png", p.name)]
     stale = sorted(n for n in stale if int(n[6:12]) >= count)
     if stale:
@@ -583,8 +572,6 @@ def check_sequence_output(
     """Refuse a video / frame-folder output that would touch the inputs: the output named as
     an input, or (a folder output) a folder that holds input frames, or one inside a folder
     given as input (its frames would join that input next time)."""
-    from pathlib import Path
-
     target = Path(out).resolve()
     folder = Path(out).suffix.lower() not in VIDEO_EXTENSIONS
     for ref in refs:
@@ -623,8 +610,6 @@ def _denoise_sequence(
     window, the estimate reused after), ``align`` and ``linear``; single-image models get
     :func:`~burstkpn.restoration.restore_image` with ``linear``. Returns the frame count, the
     frame rate, the noise used last and the bit depth written."""
-    from tqdm.auto import tqdm
-
     runner = runner_for(model)  # prepared once for every window
     traits = runner.traits
     tau = (traits.frames - 1) // 2

@@ -9,7 +9,7 @@ torch model pads by reflection itself, the graph leaves that to its caller, as
 :class:`OnnxModel` does). Everything needed to run the file alone is in its ``metadata_props``
 (see :func:`onnx_traits`).
 
-CBAM channel attention (ame_kpn.md eq. 5) pools over the whole feature map, which a tile does
+CBAM channel attention ([AME-KPN] eq. 5) pools over the whole feature map, which a tile does
 not see. For exact tiled inference (:func:`burstkpn.inference.tiling.tiled_forward`) the graph of a
 model with channel attention has optional inputs, defaulting to the plain forward pass:
 
@@ -49,7 +49,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from burstkpn import __version__
+from burstkpn.data.io.files import atomic_write_bytes
 from burstkpn.errors import InputError
+from burstkpn.inference.resolve import resolve_model
+from burstkpn.inference.tiling import receptive_radius
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.kpn import (
     DenoiseOutput,
@@ -58,6 +62,7 @@ from burstkpn.models.kpn import (
     pad_to_multiple,
 )
 from burstkpn.models.traits import ModelTraits
+from burstkpn.runtime import cpu_count
 
 FORMAT = "burstkpn-onnx"
 FORMAT_VERSION = 1  # part of the cache key: bump when the graph's interface changes
@@ -118,8 +123,6 @@ def weights_sha256(model: nn.Module) -> str:
 
 def onnx_traits(model: KernelPredictionNet, frames: int, source: str, opset: int) -> dict:
     """The ``metadata_props`` of an exported file: what a caller needs to run it alone."""
-    from burstkpn import __version__
-    from burstkpn.inference.tiling import receptive_radius
 
     config = getattr(model, "config", {}) or {}
     modules = attention_modules(model)
@@ -132,7 +135,7 @@ def onnx_traits(model: KernelPredictionNet, frames: int, source: str, opset: int
         "weights_sha256": weights_sha256(model),
         "num_frames": str(model.num_frames),
         "input_frames": str(frames),
-        # colour planes go through the network as separate batch items (ame_kpn.md)
+        # colour planes go through the network as separate batch items ([AME-KPN])
         "channels": "any (each colour plane is denoised on its own)",
         "blind": json.dumps(model.blind),
         "multiple": str(model.backbone.multiple),
@@ -279,12 +282,9 @@ def export_onnx(
     ONNX file, written atomically and checked with ``onnx.checker``; returns the path.
     ``frames``: the burst length the graph takes (default the model's); ``overwrite=False``
     refuses an existing file."""
-    from burstkpn.data.io.files import atomic_write_bytes
 
     source = ""
     if isinstance(model_or_name, str):
-        from burstkpn.inference import resolve_model
-
         source, model_or_name = model_or_name, resolve_model(model_or_name)
     data = onnx_bytes(model_or_name, opset=opset, frames=frames, source=source)
     path = Path(path)
@@ -302,8 +302,6 @@ def cached_export(model: nn.Module, opset: int = DEFAULT_OPSET) -> Path:
     """The ONNX file of ``model`` from the cache, exported on the first call. Keyed by the
     weights' digest, the exporter's format and the torch version; a temporary folder serves
     when the cache cannot be written."""
-    from burstkpn import __version__
-    from burstkpn.data.io.files import atomic_write_bytes
 
     net = check_exportable(model)
     key = hashlib.sha256(
@@ -385,7 +383,6 @@ class OnnxModel(nn.Module):
 
     def __init__(self, source: str | os.PathLike | nn.Module, *, threads: int | None = None):
         super().__init__()
-        from burstkpn.runtime import cpu_count
 
         require("onnxruntime")
         path = cached_export(source) if isinstance(source, nn.Module) else Path(source)

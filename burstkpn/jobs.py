@@ -47,7 +47,7 @@ from burstkpn.data.testsets.burst import burst_npz
 from burstkpn.denoising import VIDEO_EXTENSIONS
 from burstkpn.errors import InputError, OutputExistsError
 from burstkpn.export import OnnxModel, require
-from burstkpn.inference import resolve
+from burstkpn.inference import Runner, resolve
 from burstkpn.metrics import psnr
 from burstkpn.models import factory
 from burstkpn.profiling import Profile, profiling, stage
@@ -214,6 +214,7 @@ def denoise_path(
     force: bool = False,
     progress: bool = True,
     profile: bool = False,
+    device: str = "cpu",
 ) -> JobResult:
     """``burstkpn denoise``: ``inputs`` (a folder of frames, frame files or one video file)
     denoised into ``output``. A video file, or frame files into a video file / a folder (no
@@ -222,7 +223,8 @@ def denoise_path(
     model. ``model`` (default :func:`default_denoise_model`) is a shipped name or a
     checkpoint; ``backend="onnxruntime"`` runs a burst model exported to ONNX (float32);
     ``bits`` (default: the input's) the output depth; ``profile`` times each stage of a burst
-    denoised into one image."""
+    denoised into one image; ``device``: where the network runs (``cpu``, or ``cuda`` where
+    present)."""
     out = Path(output)
     denoising.check_tile(tile)
     check_backend(backend, inputs, out)
@@ -230,7 +232,7 @@ def denoise_path(
         raise InputError("--profile times a burst denoised into one image, not a video")
     if model is None:
         model = default_denoise_model(inputs, linear=linear)
-    options = dict(noise=noise, align=align, linear=linear, tile=tile, bits=bits)
+    options = dict(noise=noise, align=align, linear=linear, tile=tile, bits=bits, device=device)
     if _video_input(inputs):
         return _denoise_video(Path(inputs[0]), out, model, force, progress, **options)
     files = list_images(inputs if len(inputs) > 1 else inputs[0])
@@ -240,9 +242,11 @@ def denoise_path(
     refuse_linear_raw(linear, files)
     denoising.check_frame_sizes(files)  # from the headers, before decoding any frame
     net = resolve.resolve_model(model, "denoise")
+    precision = "auto"
     if backend == "onnxruntime":  # float32, exported once and cached
-        net = OnnxModel(net)
-    if restoration.is_single_image(net):
+        net, precision = OnnxModel(net), "fp32"
+    net = Runner(net, device=device, precision=precision)
+    if net.traits.kind == "single":
         return _restore_one(files, out, net, model, linear, tile, bits, force, progress)
     with _profiled(profile) as prof:
         with stage("reading and decoding"):
@@ -256,7 +260,6 @@ def denoise_path(
             align=align,
             linear=linear,
             tile=tile,
-            precision="fp32" if backend == "onnxruntime" else "auto",
             progress=progress and not profile,
         )
         bits = bits or (16 if in_bits == 16 and not _jpeg(out) else 8)
@@ -294,17 +297,18 @@ def deblur_path(
     bits: int | None = None,
     force: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> JobResult:
     """``burstkpn deblur``: one image through a single-image model (``dcn_lka``: its
-    deblurring weights) into ``output``."""
+    deblurring weights) into ``output`` (the network on ``device``)."""
     out = Path(output)
     denoising.check_tile(tile)
     inputs = list_images(image)
     if len(inputs) != 1:
         raise InputError(f"deblur takes one image, '{image}' names {len(inputs)}")
     check_output(out, inputs, force)
-    net = resolve.resolve_model(model, "deblur")
-    if not restoration.is_single_image(net):
+    net = Runner(resolve.resolve_model(model, "deblur"), device=device)
+    if net.traits.kind != "single":
         raise InputError(f"'{model}' is a burst model; deblur needs a single-image model")
     return _restore_one(inputs, out, net, model, False, tile, bits, force, progress)
 
@@ -369,6 +373,7 @@ def _denoise_frames(
     linear: bool,
     tile: int,
     bits: int | None,
+    device: str,
 ) -> JobResult:
     """A video stored as frame files, denoised frame by frame with the window around each
     (clip models: ``video_window``) into a folder of PNGs or a video file, with ``noise``,
@@ -378,7 +383,7 @@ def _denoise_frames(
     denoising.sequence_bits(out, bits)
     refuse_linear_raw(linear, files)
     denoising.check_frame_sizes(files)
-    net = resolve.resolve_model(model, "denoise")
+    net = Runner(resolve.resolve_model(model, "denoise"), device=device)
     t0 = time.perf_counter()
     info = denoising.denoise_frames(
         files,
@@ -408,6 +413,7 @@ def _denoise_video(
     linear: bool,
     tile: int,
     bits: int | None,
+    device: str,
 ) -> JobResult:
     """A video file, denoised frame by frame with the window around each into a video file or
     a folder of PNGs, with ``noise``, ``align`` and ``linear`` as for a burst; ``bits``
@@ -418,7 +424,7 @@ def _denoise_video(
         raise InputError(f"video output must be {', '.join(VIDEO_EXTENSIONS)} or a folder name")
     check_sequence_target(out, force)
     denoising.sequence_bits(out, bits)
-    net = resolve.resolve_model(model, "denoise")
+    net = Runner(resolve.resolve_model(model, "denoise"), device=device)
     t0 = time.perf_counter()
     info = denoising.denoise_video(
         video,
@@ -576,7 +582,7 @@ def write_ablation_report(
     :func:`burstkpn.bench.quality.run_ablation`, how it was made, ``note`` on missing
     checkpoints) and ``results.json`` in the folder ``out``."""
     text = (
-        "# ame_kpn.md Table 2: ablation of the AME units\n\n"
+        "# [AME-KPN] Table 2: ablation of the AME units\n\n"
         f"Produced by:\n\n```bash\n{command}\n```\n\n"
         f"Mean PSNR (dB) over every burst of `{testset}`"
         + (f" (first {limit} images)" if limit else "")

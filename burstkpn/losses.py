@@ -1,6 +1,6 @@
-"""Training losses of ame_kpn.md section 2.3 (after Mildenhall et al.).
+"""Training losses of [AME-KPN] section 2.3 (after Mildenhall et al.).
 
-Basic loss, eq. (7), on sRGB-gamma-corrected images Gamma (deformable_kernels.md eq. 8):
+Basic loss, eq. (7), on sRGB-gamma-corrected images Gamma ([DeformKernels] eq. 8):
 
     l(Y, Y_gt) = || Gamma(Y) - Gamma(Y_gt) ||_2^2 + lambda || grad Gamma(Y) - grad Gamma(Y_gt) ||_1
 
@@ -111,9 +111,9 @@ def restoration_loss(
     """Losses of the single-image restoration tasks on linear-light ``(..., H, W)`` images,
     both measured on the sRGB encoding Gamma (no clipping, as above):
 
-    - ``mse``: dcn_lka.md eq. (7), MSE = 1/N sum_i (y_i - y^_i)^2 over all values; the paper
+    - ``mse``: [DCN-LKA] eq. (7), MSE = 1/N sum_i (y_i - y^_i)^2 over all values; the paper
       trains on sRGB images (GoPro, SIDD), so y are sRGB-encoded values;
-    - ``gamma_l1``: deformable_kernels.md eq. (9), || Gamma(Y) - Gamma(Y_gt) ||_1 (as a mean).
+    - ``gamma_l1``: [DeformKernels] eq. (9), || Gamma(Y) - Gamma(Y_gt) ||_1 (as a mean).
 
     Returns ``loss`` plus both terms (``mse``, ``l1``) for the logs."""
     if kind not in RESTORATION_LOSSES:
@@ -125,12 +125,12 @@ def restoration_loss(
 
 
 # --------------------------------------------------------------------------- deformable kernels
-ETA = 100.0  # deformable_kernels.md section 4: eta and gamma of eq. (11)
+ETA = 100.0  # [DeformKernels] section 4: eta and gamma of eq. (11)
 GAMMA = 0.9998
 
 
 def gamma_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """deformable_kernels.md eq. (9), ``l(Y, Y_gt) = || phi(Y) - phi(Y_gt) ||_1`` with ``phi`` the
+    """[DeformKernels] eq. (9), ``l(Y, Y_gt) = || phi(Y) - phi(Y_gt) ||_1`` with ``phi`` the
     sRGB gamma correction of eq. (8), as a mean over all values of matching shapes (the norm up
     to the constant number of pixels). No clipping: ``phi`` is linear below 0.0031308 and for
     negative values, so gradients stay finite everywhere."""
@@ -149,7 +149,7 @@ def group_annealed_loss(
     eta: float = ETA,
     gamma: float = GAMMA,
 ) -> dict[str, torch.Tensor]:
-    """deformable_kernels.md eq. (11): ``l(Y, Y_gt) + eta gamma^p sum_i l(Y_i, Y_gt)`` with ``l``
+    """[DeformKernels] eq. (11): ``l(Y, Y_gt) + eta gamma^p sum_i l(Y_i, Y_gt)`` with ``l``
     eq. (9), ``Y_i`` the group predictions of eq. (10) and ``p`` the iteration.
 
     ``image`` / ``target`` ``(B, C, H, W)``, ``groups`` ``(B, s, C, H, W)`` (the ``frames`` of a

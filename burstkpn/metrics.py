@@ -1,6 +1,6 @@
 """Image-quality metrics with one convention for the whole package.
 
-PSNR and SSIM are computed on sRGB-gamma-corrected images (deformable_kernels.md eq. 8) clipped
+PSNR and SSIM are computed on sRGB-gamma-corrected images ([DeformKernels] eq. 8) clipped
 to [0, 1], ignoring an 8-pixel border, per image and then averaged over the batch (never pooled
 over the batch). SSIM is Wang et al.'s: an 11x11 Gaussian window with sigma 1.5, K1 = 0.01,
 K2 = 0.03, population covariances, the mean of the SSIM map over valid window positions,

@@ -1,5 +1,5 @@
 """Single-image restoration: ``burstkpn deblur IMAGE`` and ``burstkpn denoise IMAGE`` with a
-single-image model (dcn_lka.md's DCN-LKA; later the single-image deformable model).
+single-image model (DCN-LKA [DCN-LKA], deform2d [DeformKernels]).
 
 A model is *single-image* when its traits say so (``kind == "single"``,
 :func:`burstkpn.models.traits.model_traits`); it then takes one image, while burst models keep
@@ -42,12 +42,6 @@ def is_video_model(model: torch.nn.Module) -> bool:
     """Whether ``model`` denoises the centre frame of a ``2 tau + 1``-frame clip in temporal
     order (``kind == "clip"``: ``deform3d``), rather than a burst of interchangeable frames."""
     return model_traits(model).kind == "clip"
-
-
-def load_restoration_model(name: str, task: str | None = None) -> torch.nn.Module:
-    """Transitional name of :func:`burstkpn.inference.resolve_model` (removed once the CLI
-    calls that directly)."""
-    return resolve_model(name, task)
 
 
 def load_image(path: str | os.PathLike) -> tuple[torch.Tensor, int]:

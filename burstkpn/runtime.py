@@ -6,7 +6,7 @@ bfloat16 convolution and PyTorch falls back to its reference ``_slow_conv2d``: m
 *slower* than float32 (a 64->64 3x3 conv on 16x64x64x64: 0.37-5.0 s against 0.03-0.05 s).
 ``precision="auto"`` (the default everywhere) therefore picks bfloat16 only where the hardware
 runs it natively, and float32 + channels_last otherwise. Keeping large temporaries mapped
-(glibc ``mallopt``) gave 1.3-6x (see README "Speed").
+(glibc ``mallopt``) gave 1.3-6x (see docs/benchmarks.md, "burstkpn bench speed").
 """
 
 from __future__ import annotations

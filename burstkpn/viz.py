@@ -1,5 +1,5 @@
 """Pictures for people: contact sheets of bursts, and the deformable-kernel figures of
-deformable_kernels.md (Fig. 9: where the 3D kernels sample in time; Fig. 10: one learned kernel).
+[DeformKernels] (Fig. 9: where the 3D kernels sample in time; Fig. 10: one learned kernel).
 The statistics are pure functions of the model's ``aux`` outputs; the plots return matplotlib
 Figures (no pyplot state) and import matplotlib lazily."""
 
@@ -62,7 +62,7 @@ def burst_sheet(
 
 
 # --------------------------------------------------------------------------- deformable kernels
-# deformable_kernels.md Fig. 9 (where the 3D kernels sample in time) and Fig. 10 (one learned
+# [DeformKernels] Fig. 9 (where the 3D kernels sample in time) and Fig. 10 (one learned
 # kernel). Inputs are the ``aux`` of ``DeformableKernelNet.forward(..., return_aux=True)``:
 # ``positions`` ``(B, C, T, 3, H, W)`` (components x, y, t; t is the time relative to the
 # reference, i.e. the clip's temporal order -tau..tau, NOT the burst index: burst frame

@@ -145,7 +145,7 @@ def test_auto_noise_within_0_3_db_of_the_true_level(level):
     KPN on a synthetic burst whose truth is known. (Not AME-KPN: its short-trained weights
     fail on this dark crop whatever the noise map, 4.6 dB below the noisy input at Gain 1, and
     move 0.5 dB for a 3 % change of sigma_r at Gain 2, so the test would measure the weights'
-    sensitivity rather than the estimator; see training/README.md.)"""
+    sensitivity rather than the estimator; see docs/training-history.md.)"""
     from burstkpn.data.degrade.noise import NOISE_LEVELS
     from burstkpn.metrics import psnr
 
@@ -192,10 +192,10 @@ print(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
     not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc peak-RSS reset"
 )
 def test_memory_grows_linearly_with_a_small_slope():
-    """The 12-megapixel bound of the README, extrapolated: peak memory of a tiled denoise grows
+    """The 12 MP bound of docs/usage.md, extrapolated: peak memory of a tiled denoise grows
     with the image only through the burst itself and a few full-size planes, so two sizes give
     the slope; 12 MP at that slope plus the measured base must stay far below 8 GiB (the model's
-    own working set is per tile; the README reports the direct 12 MP measurement)."""
+    own working set is per tile; docs/usage.md reports the direct 12 MP measurement)."""
     import subprocess
     import sys
 

@@ -65,7 +65,7 @@ def test_exported_file_runs_alone_and_matches_torch(name, tmp_path):
 
 def test_onnx_model_pads_sizes_off_the_multiple_and_tiles_exactly():
     """OnnxModel pads like the model; tiled inference with several tiles gives the untiled
-    image, channel attention's whole-image statistics included (ame_kpn.md eq. 5)."""
+    image, channel attention's whole-image statistics included ([AME-KPN] eq. 5)."""
     model = load_pretrained("ame_kpn")  # trained attention: per-tile statistics differ
     runner = OnnxModel(model)
     assert (runner.num_frames, runner.multiple, len(runner.attention_slots)) == (8, 8, 3)

@@ -1,4 +1,4 @@
-"""Figures of deformable_kernels.md for deform3d (``burstkpn.viz``): Fig. 9 (sampling locations
+"""Figures of [DeformKernels] for deform3d (``burstkpn.viz``): Fig. 9 (sampling locations
 on the time dimension) and Fig. 10 (one learned kernel)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the six Table-2 configurations of ame_kpn (ame_kpn.md) under one equal budget
+# Train the six Table-2 configurations of ame_kpn ([AME-KPN]) under one equal budget
 # (training/configs/ablation.yaml), resuming any that already started, then export their weights
 # and cards to weights/ablation/ame_kpn_model{1..6}.{safetensors,json} for `burstkpn bench
 # ablation`. Arguments pick the models (default: all six), so two cores can share them:

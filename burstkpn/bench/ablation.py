@@ -1,4 +1,4 @@
-"""``burstkpn bench ablation``: ame_kpn.md Table 2 (which modules of AME-KPN matter) from the
+"""``burstkpn bench ablation``: [AME-KPN] Table 2 (which modules of AME-KPN matter) from the
 checkpoints of its six configurations, scored by the one evaluation loop
 (:func:`burstkpn.evaluation.evaluate`)."""
 
@@ -13,7 +13,7 @@ from burstkpn.models import TABLE2_CONFIGS, load_model
 
 
 def run_ablation(testset_dir, checkpoints_dir, *, limit=None, progress=True) -> tuple[str, dict]:
-    """ame_kpn.md Table 2 from ``ame_kpn_model{1..6}.safetensors`` in ``checkpoints_dir``:
+    """[AME-KPN] Table 2 from ``ame_kpn_model{1..6}.safetensors`` in ``checkpoints_dir``:
     the configurations whose checkpoints exist are evaluated, the others shown as missing."""
     folder = Path(checkpoints_dir)
     testset = TestSet(testset_dir)

@@ -1,5 +1,5 @@
 """``burstkpn bench quality``: methods x test set -> PSNR / SSIM per noise level, in the layout of
-ame_kpn.md Table 1, plus seconds per megapixel; results.csv, results.json, report.md and
+[AME-KPN] Table 1, plus seconds per megapixel; results.csv, results.json, report.md and
 report.html in the output folder.
 
 PSNR / SSIM are :func:`burstkpn.metrics.psnr` / :func:`~burstkpn.metrics.ssim` (gamma-corrected,

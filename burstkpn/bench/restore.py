@@ -1,4 +1,4 @@
-"""``burstkpn bench restore``: single-image restoration benchmarks (dcn_lka.md), PSNR / SSIM of
+"""``burstkpn bench restore``: single-image restoration benchmarks ([DCN-LKA]), PSNR / SSIM of
 methods on degraded / clean pairs; results.csv, results.json and report.md like ``bench
 quality``.
 

@@ -1,4 +1,4 @@
-"""Video benchmarks for the deformable kernels (deformable_kernels.md):
+"""Video benchmarks for the deformable kernels ([DeformKernels]):
 
 - ``burstkpn bench video``: methods x the video test set (:mod:`burstkpn.data.testsets.video`)
   -> PSNR / SSIM of the centre frame per noise level, in the layout of Table 3 (rows methods,
@@ -141,7 +141,7 @@ def write_video_reports(
     md = (
         f"# Video benchmark\n\n`{command}`\n\n{result['windows']} windows of 5 frames at "
         f"{len(result['levels'])} noise levels "
-        "(deformable_kernels.md Table 3 layout). PSNR (dB) / SSIM of the centre frame on "
+        "([DeformKernels] Table 3 layout). PSNR (dB) / SSIM of the centre frame on "
         "sRGB-gamma-corrected images, 8-pixel border ignored, averaged per window; s / MP is "
         "wall time per megapixel of output.\n\n"
         + markdown_table(summary)
@@ -536,7 +536,7 @@ def write_motion_reports(sweep: dict, out: Path, command: str) -> dict[str, list
     md = (
         f"# Motion sweep\n\n`{command}`\n\nMean PSNR (dB) of the centre frame over "
         f"{sweep['windows']} windows ({sweep['patch_size']} px, {sweep['level']} noise) per "
-        "constant per-frame motion (deformable_kernels.md Fig. 8 varies the frame rate "
+        "constant per-frame motion ([DeformKernels] Fig. 8 varies the frame rate "
         "instead).\n\n" + "\n".join(lines) + "\n\n![motion sweep](motion.png)\n"
     )
     if skipped:

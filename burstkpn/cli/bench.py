@@ -138,7 +138,7 @@ def add_parser(sub) -> None:
         nargs="?",
         const="auto",
         metavar="MODEL",
-        help="deformable_kernels.md Fig. 9 / 10 of a deform3d (time_distribution.png, "
+        help="[DeformKernels] Fig. 9 / 10 of a deform3d (time_distribution.png, "
         "kernels.png in the report): by default of the first deform3d among the methods; "
         "MODEL: a deform3d name or .safetensors checkpoint; 'none': no figures",
     )
@@ -147,7 +147,7 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench_video)
 
-    p = bench.add_parser("motion", help="PSNR vs per-frame motion (deformable_kernels.md Fig. 8)")
+    p = bench.add_parser("motion", help="PSNR vs per-frame motion ([DeformKernels] Fig. 8)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument(
         "--methods",
@@ -159,7 +159,7 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_bench_motion)
 
-    p = bench.add_parser("ablation", help="ame_kpn.md Table 2 from the six checkpoints")
+    p = bench.add_parser("ablation", help="[AME-KPN] Table 2 from the six checkpoints")
     p.add_argument("--testset", required=True)
     p.add_argument("--checkpoints", help="folder with ame_kpn_model{1..6}.safetensors")
     p.add_argument("--limit", type=int)

@@ -49,6 +49,12 @@ def add_parser(sub) -> None:
     p.add_argument("--linear", action="store_true", help="inputs are linear, not sRGB")
     p.add_argument("--tile", type=int, default=512, help="tile size for bounded memory")
     p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the network runs (default cpu; cuda where a GPU is present)",
+    )
+    p.add_argument(
         "--backend",
         choices=BACKENDS,
         default="torch",
@@ -82,6 +88,12 @@ def add_parser(sub) -> None:
         help="shipped model (dcn_lka: its deblurring weights) or .safetensors file",
     )
     p.add_argument("--tile", type=int, default=512, help="tile size for bounded memory (0: none)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the network runs (default cpu; cuda where a GPU is present)",
+    )
     p.add_argument("--bits", type=int, choices=(8, 16), help="output bit depth (default: input's)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -119,6 +131,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         align=args.align,
         linear=args.linear,
         tile=args.tile,
+        device=args.device,
         backend=args.backend,
         bits=args.bits,
         fps=args.fps,
@@ -169,6 +182,7 @@ def cmd_deblur(args: argparse.Namespace) -> int:
         args.output,
         model=args.model,
         tile=args.tile,
+        device=args.device,
         bits=args.bits,
         force=args.force,
         progress=not args.quiet,

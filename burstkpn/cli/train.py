@@ -105,8 +105,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--loss",
         choices=("mse", "gamma_l1", "group_annealed"),
-        help="denoise / deblur: mse on sRGB values (dcn_lka.md eq. 7, default) or gamma L1; "
-        "video: group_annealed (deformable_kernels.md eq. 11, default) or gamma_l1 (eq. 9)",
+        help="denoise / deblur: mse on sRGB values ([DCN-LKA] eq. 7, default) or gamma L1; "
+        "video: group_annealed ([DeformKernels] eq. 11, default) or gamma_l1 (eq. 9)",
     )
     p.add_argument(
         "--clips", help="video: folder of clean clips (frame folders), e.g. .../video/vid4"

@@ -6,13 +6,13 @@ item therefore does not depend on which DataLoader worker makes it, on the numbe
 or on what was drawn before it, so runs are reproducible with any ``num_workers`` and a resumed
 run sees exactly the items an uninterrupted one would.
 
-- :class:`SyntheticBurstDataset`: synthetic bursts from photos (ame_kpn.md section 3.1);
+- :class:`SyntheticBurstDataset`: synthetic bursts from photos ([AME-KPN] section 3.1);
 - :class:`SyntheticClipDataset`: noisy clips of ``2 tau + 1`` frames for ``deform3d``, from
   photos with synthetic motion and / or clean clips on disk;
 - :class:`PairedImageDataset`: degraded / clean pairs from a dataset folder (SIDD, GoPro,
   PolyU; :mod:`burstkpn.data.io.pairs`);
 - :class:`SyntheticNoisyPairs`, :class:`SyntheticBlurPairs`: single-image pairs made from
-  photos (dcn_lka.md): real-noise-like pairs from our noise model, blurry / sharp pairs from
+  photos ([DCN-LKA]): real-noise-like pairs from our noise model, blurry / sharp pairs from
   random motion-blur kernels.
 
 Pair items are dicts with ``noisy`` ``(1, C, P, P)`` (the degraded input, a burst of one
@@ -101,7 +101,7 @@ class SeededEpochDataset(Dataset):
 
 # --------------------------------------------------------------------------- bursts
 class SyntheticBurstDataset(SeededEpochDataset):
-    """Random synthetic bursts from clean photos (ame_kpn.md section 3.1).
+    """Random synthetic bursts from clean photos ([AME-KPN] section 3.1).
 
     Each item is a dict with ``noisy`` ``(N, C, P, P)``, ``noise_map`` and ``clean``
     ``(C, P, P)``, ``sigma_r`` / ``sigma_s`` (scalars) and ``offsets`` ``(N, 2)``; a DataLoader
@@ -310,7 +310,7 @@ class SyntheticClipDataset(SeededEpochDataset):
     in all frames, with the same random rotation / flip for all frames and a random temporal
     reversal. Both get the noise model of :mod:`burstkpn.data.degrade.noise` with parameters
     drawn from the training ranges, independently per frame, and the noise map of the noisy
-    reference (eq. 1 of ame_kpn.md; the paper's ``sqrt(sigma_r^2 + sigma_s q_ref)``).
+    reference (eq. 1 of [AME-KPN]; the paper's ``sqrt(sigma_r^2 + sigma_s q_ref)``).
 
     Each item: ``noisy`` ``(F, C, P, P)`` in burst order (reference first), ``noise_map`` and
     ``clean`` ``(C, P, P)`` (the clean reference), ``sigma_r`` / ``sigma_s``, ``motion``

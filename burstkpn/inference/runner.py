@@ -55,6 +55,8 @@ class Runner:
         precision: str = "auto",
     ) -> None:
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device '{device}': no CUDA device is available here")
         self.precision = resolve_precision(precision, self.device)
         self.traits: ModelTraits = model_traits(model)
         self.model = prepare_model(model.eval(), self.device, self.precision)

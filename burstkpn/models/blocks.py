@@ -1,5 +1,5 @@
 """Building blocks shared by the kernel-prediction models: conv blocks, CBAM channel and spatial
-attention (ame_kpn.md eq. 5-6, after Woo et al.), and the U-Net feature extractor M_e (eq. 1)."""
+attention ([AME-KPN] eq. 5-6, after Woo et al.), and the U-Net feature extractor M_e (eq. 1)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def channel_attention(
 
 
 class ChannelAttention(nn.Module):
-    """CBAM channel attention, applied as F_c = M_Ac(F_d) * F_d (ame_kpn.md eq. 5).
+    """CBAM channel attention, applied as F_c = M_Ac(F_d) * F_d ([AME-KPN] eq. 5).
 
     Its global pooling sees the whole feature map; ``global_stats`` (set by
     :func:`burstkpn.inference.tiling.tiled_forward`) replaces the pooled statistics so a tile can
@@ -59,7 +59,7 @@ def spatial_attention(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 
 class SpatialAttention(nn.Module):
-    """CBAM spatial attention, applied as F_s = M_As(F_c) * F_c (ame_kpn.md eq. 6)."""
+    """CBAM spatial attention, applied as F_s = M_As(F_c) * F_c ([AME-KPN] eq. 6)."""
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()

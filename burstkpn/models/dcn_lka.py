@@ -1,4 +1,4 @@
-"""DCN-LKA (dcn_lka.md): single-image restoration (denoising and deblurring) with a ResNet
+"""DCN-LKA ([DCN-LKA]): single-image restoration (denoising and deblurring) with a ResNet
 backbone, a deformable convolution block and residual blocks with Large Kernel Attention.
 
 Architecture as built (Table 1 and Fig. 5; widths ``(c0, c1, c2)`` = (32, 64, 128) at the
@@ -47,7 +47,7 @@ SIZES: dict[str, dict] = {
     "cpu": {"widths": (16, 32, 64), "num_blocks": 4, "mlp_ratio": 2.0},
     "tiny": {"widths": (8, 8, 8), "num_blocks": 1, "mlp_ratio": 1.0},
 }
-PAPER_PARAMETERS = 3_573_615  # dcn_lka.md section VII-C (9 residual blocks)
+PAPER_PARAMETERS = 3_573_615  # [DCN-LKA] section VII-C (9 residual blocks)
 KERNEL_SIZES = (3, 4)  # the deformable kernel sizes of Tables 2-3
 
 
@@ -174,7 +174,7 @@ def dcn_lka(
     kernel_size: int = 3,
     channel_attention: bool = True,
 ) -> DCNLKA:
-    """DCN-LKA (dcn_lka.md). ``num_blocks``: LKA residual blocks (the paper's 9 or 12; default
+    """DCN-LKA ([DCN-LKA]). ``num_blocks``: LKA residual blocks (the paper's 9 or 12; default
     from the size); ``kernel_size``: deformable kernel, 3 (deblurring) or 4 (denoising)."""
     args = dict(locals())
     if size not in SIZES:

@@ -1,4 +1,4 @@
-"""Deformable kernels for image and video denoising (deformable_kernels.md): ``deform2d`` (one
+"""Deformable kernels for image and video denoising ([DeformKernels]): ``deform2d`` (one
 image, a 5x5 deformable kernel per pixel) and ``deform3d`` (a clip of ``2 tau + 1`` frames, a
 3x3x3 deformable space-time kernel per pixel).
 
@@ -215,7 +215,7 @@ class OffsetNet(nn.Module):
 
 
 class DeformableKernelNet(nn.Module):
-    """The 2D and 3D deformable-kernel denoisers (deformable_kernels.md Fig. 3).
+    """The 2D and 3D deformable-kernel denoisers ([DeformKernels] Fig. 3).
 
     Args:
         dims: 2 (one image, eq. 1-4) or 3 (a clip of ``2 tau + 1`` frames, eq. 6-7).

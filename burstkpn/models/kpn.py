@@ -1,7 +1,7 @@
-"""KPN (Mildenhall et al., kpn_review.md), MKPN (multi-size kernels) and AME-KPN (ame_kpn.md)
+"""KPN (Mildenhall et al., [KPN]), MKPN (multi-size kernels) and AME-KPN ([AME-KPN])
 as configurations of one class, :class:`KernelPredictionNet`.
 
-Data flow (ame_kpn.md Fig. 1): the N noisy frames and the noise map are concatenated (eq. 1)
+Data flow ([AME-KPN] Fig. 1): the N noisy frames and the noise map are concatenated (eq. 1)
 and fed to the U-Net M_e; the branch M_kr predicts per-frame kernels K_i (and, with
 ``residual``, residual maps R_i, eq. 2) and M_w the weight maps W_i (eq. 3); each frame is
 filtered by its kernels and merged by eq. (4):
@@ -101,7 +101,7 @@ def unfold_channels(x: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 class KernelPredictionNet(nn.Module):
-    """One class for KPN, MKPN and every AME-KPN ablation (ame_kpn.md Table 2).
+    """One class for KPN, MKPN and every AME-KPN ablation ([AME-KPN] Table 2).
 
     Args:
         num_frames: burst length N the network is built for (1 gives the "1-frame" KPN, which
@@ -120,7 +120,7 @@ class KernelPredictionNet(nn.Module):
             weights W of about 0.3, which shifts dark content (issue 22).
     """
 
-    # colour planes go through the network as separate batch items (ame_kpn.md: R, G and B
+    # colour planes go through the network as separate batch items ([AME-KPN]: R, G and B
     # independently), so tiled inference may run them one at a time
     independent_channels = True
 
@@ -156,7 +156,7 @@ class KernelPredictionNet(nn.Module):
         self.backbone = UNet(in_ch, widths, num_convs, channel_attention, spatial_attention)
         f = self.backbone.out_channels
         if direct:
-            # kpn_review.md "direct": three additional conv layers synthesise the pixels
+            # [KPN] "direct": three additional conv layers synthesise the pixels
             self.head = nn.Sequential(conv_block(f, f, 2), nn.Conv2d(f, 1, 3, padding=1))
         else:
             n_out = num_frames * self.taps + (num_frames if residual else 0)
@@ -364,7 +364,7 @@ def ame_kpn(
     blind: bool = False,
     unit_kernels: bool = False,
 ) -> KernelPredictionNet:
-    """AME-KPN (ame_kpn.md). The three switches give Models 1-6 of Table 2; all on is the
+    """AME-KPN ([AME-KPN]). The three switches give Models 1-6 of Table 2; all on is the
     full AME-KPN (Model 6), all off is KPN (Model 1)."""
     args = dict(locals())
     model = KernelPredictionNet(
@@ -381,7 +381,7 @@ def ame_kpn(
     return model
 
 
-# ame_kpn.md Table 2: (channel attention, spatial attention, residual map)
+# [AME-KPN] Table 2: (channel attention, spatial attention, residual map)
 TABLE2_CONFIGS: dict[int, dict[str, bool]] = {
     1: {"channel_attention": False, "spatial_attention": False, "residual": False},
     2: {"channel_attention": True, "spatial_attention": False, "residual": False},

@@ -1,4 +1,4 @@
-"""Blocks of the DCN-LKA restoration network (dcn_lka.md): a modulated deformable convolution
+"""Blocks of the DCN-LKA restoration network ([DCN-LKA]): a modulated deformable convolution
 (section IV-A, Fig. 8; DCNv2 [2]), Large Kernel Attention (section IV-B, Fig. 6; VAN [12]), the
 ResNet basic block (Fig. 7), the modified residual block with LKA (Fig. 9) and the channel
 attention module (section VI-D).
@@ -21,7 +21,7 @@ from burstkpn.errors import InputError
 
 # The paper's channel attention module ("we produce a channel attention map by exploiting the
 # inter-channel relationship of features ... channel attention focuses on what is meaningful")
-# is CBAM's (Woo et al.), which blocks.py already implements (ame_kpn.md eq. 5); reused here.
+# is CBAM's (Woo et al.), which blocks.py already implements ([AME-KPN] eq. 5); reused here.
 from burstkpn.models.blocks import ChannelAttention, channel_attention
 
 __all__ = [
@@ -60,7 +60,7 @@ def modulated_deform_conv2d(
     *,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Modulated deformable convolution (dcn_lka.md eq. 2 with DCNv2's modulation), stride 1,
+    """Modulated deformable convolution ([DCN-LKA] eq. 2 with DCNv2's modulation), stride 1,
     output the size of the input:
 
         y(p0) = sum_n w(p_n) * m_n(p0) * x(p0 + p_n + dp_n(p0)),

@@ -1,4 +1,4 @@
-"""Low-level operators shared by the models: per-pixel kernel application (ame_kpn.md eq. (4))."""
+"""Low-level operators shared by the models: per-pixel kernel application ([AME-KPN] eq. (4))."""
 
 from burstkpn.ops.kernels import (
     KernelApply,

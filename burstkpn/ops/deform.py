@@ -1,5 +1,5 @@
 """Deformable sampling: K taps per pixel read at learned, fractional positions, bilinearly in an
-image (deformable_kernels.md eq. 1-4) or trilinearly across the frames of a clip (eq. 6-7).
+image ([DeformKernels] eq. 1-4) or trilinearly across the frames of a clip (eq. 6-7).
 
 Conventions (shared by everything in the package that samples at learned offsets)
 ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Per-pixel kernel application ("adaptive convolution"), the inner term ``X_i ⊛ K_i`` of
-ame_kpn.md eq. (4), for KPN, MKPN and AME-KPN.
+[AME-KPN] eq. (4), for KPN, MKPN and AME-KPN.
 
 Convention (used by every model in the package)
 -----------------------------------------------
@@ -107,7 +107,7 @@ def _apply_taps(padded: torch.Tensor, kernels: torch.Tensor, k: int) -> torch.Te
 
 
 class _KernelApplyFunction(torch.autograd.Function):
-    """Tap-by-tap kernel application on already padded frames (ame_kpn.md eq. (4)).
+    """Tap-by-tap kernel application on already padded frames ([AME-KPN] eq. (4)).
 
     Inputs: ``padded`` ``(B, N, C, H + 2r, W + 2r)``, ``kernels`` ``(B, N, T, H, W)`` or
     ``(B, N, C, T, H, W)`` of the same dtype, ``K``. The padding stays outside this Function so
@@ -153,7 +153,7 @@ class _KernelApplyFunction(torch.autograd.Function):
 def apply_kernels(
     frames: torch.Tensor, kernels: torch.Tensor, kernel_size: int | None = None
 ) -> torch.Tensor:
-    """Apply per-pixel kernels to each frame: the ``X_i ⊛ K_i`` of ame_kpn.md eq. (4).
+    """Apply per-pixel kernels to each frame: the ``X_i ⊛ K_i`` of [AME-KPN] eq. (4).
 
     Args:
         frames: ``(B, N, C, H, W)`` floating-point frames.
@@ -192,7 +192,7 @@ def fuse_multisize_kernels(
     ``kernels[m]`` is ``(B, N, s * s, H, W)`` or ``(B, N, C, s * s, H, W)`` with ``s = sizes[m]``
     (odd; the list order must match ``sizes``). Each ``s x s`` kernel is zero-padded *centred*
     inside ``Kmax x Kmax`` (``Kmax = max(sizes)``) and the results are summed, giving
-    ``(B, N, Kmax * Kmax, H, W)`` (or per channel). Because the op of ame_kpn.md eq. (4) is linear
+    ``(B, N, Kmax * Kmax, H, W)`` (or per channel). Because the op of [AME-KPN] eq. (4) is linear
     in the kernel, ``apply_kernels(frames, fused)`` equals the sum over sizes of applying each
     kernel on its own, and each size reads exactly its centred ``s x s`` window: tap ``(i, j)`` of
     the size-``s`` kernel reads offset ``(i - s // 2, j - s // 2)``.
@@ -232,7 +232,7 @@ def apply_multisize_kernels(
     sizes: Sequence[int] = (1, 3, 5, 7, 9),
 ) -> torch.Tensor:
     """MKPN's kernel application: the sum over sizes of each size's per-pixel kernels applied to
-    the frames (ame_kpn.md eq. (4) with several kernel sizes), computed as one application of
+    the frames ([AME-KPN] eq. (4) with several kernel sizes), computed as one application of
     :func:`fuse_multisize_kernels` (``max(sizes) ** 2`` taps instead of ``sum(s * s)``)."""
     return apply_kernels(frames, fuse_multisize_kernels(kernels, sizes))
 

@@ -7,7 +7,7 @@ Modules: :mod:`~burstkpn.train.config` (the run's options, ``config.yaml``),
 :mod:`~burstkpn.train.export` (``export-weights``: weights and card, scored through
 :mod:`burstkpn.evaluation`; nothing here imports :mod:`burstkpn.bench`).
 
-Schedule and loss follow ame_kpn.md section 3.2 and eq. (8): Adam at 1e-4, multiplied by
+Schedule and loss follow [AME-KPN] section 3.2 and eq. (8): Adam at 1e-4, multiplied by
 10^-0.05 every epoch (``epoch_steps`` steps) down to 5e-6; the annealed loss with
 alpha = 0.9998, beta = 100 and the step counter t carried across resumes.
 
@@ -17,14 +17,14 @@ samples ``[s * batch, (s + 1) * batch)``; so a run is the same with any number o
 workers, after a resume, and split over DDP ranks (rank r takes its slice of the global batch).
 
 Tasks: ``burst`` (the default for burst models) trains on synthetic bursts as above;
-``denoise`` and ``deblur`` train single-image models (dcn_lka.md) on degraded / clean pairs
+``denoise`` and ``deblur`` train single-image models ([DCN-LKA]) on degraded / clean pairs
 (:mod:`burstkpn.data.datasets`): synthetic pairs made from a folder of clean photos (our noise
 model; random motion blur), or a paired folder in SIDD / GoPro / PolyU layout (detected), with
-dcn_lka.md's MSE loss, eq. (7), on sRGB values (or ``loss: gamma_l1``), and validation PSNR on
+the MSE loss of [DCN-LKA], eq. (7), on sRGB values (or ``loss: gamma_l1``), and validation PSNR on
 fixed synthetic pairs from the validation photos. ``video`` (the default for clip models,
 ``deform3d``) trains on clips of ``2 tau + 1`` frames (:mod:`burstkpn.data.degrade.video`): photos
 with synthetic camera motion and / or clean clips from ``clips`` (a folder of frame folders), with
-deformable_kernels.md eq. (11) (eq. 9 plus the group-annealed term of eq. 10; ``loss: gamma_l1``
+[DeformKernels] eq. (11) (eq. 9 plus the group-annealed term of eq. 10; ``loss: gamma_l1``
 gives eq. 9 alone, Table 4's "w/o annealing term"), validated at the paper's Low / High levels.
 The task, the loss and the data layout are resolved when a run starts and stored in
 ``config.yaml``, so ``--resume`` continues the same.

@@ -57,7 +57,7 @@ class TrainConfig:
     threads: int = 0
     prefetch: int = 0
     compile: bool = False
-    # learning-rate schedule: "step" (ame_kpn.md section 3.2: lr * lr_decay per epoch, floored at
+    # learning-rate schedule: "step" ([AME-KPN] section 3.2: lr * lr_decay per epoch, floored at
     # lr_min) or "cosine" (linear warm-up over warmup_steps, then cosine from lr to lr_min at
     # step ``steps``: a schedule fitted to the planned run length)
     lr_schedule: str = "step"
@@ -68,7 +68,7 @@ class TrainConfig:
     val_patch: int = 128
     ckpt_every: int = 100
     # task "auto": burst for burst models, denoise for single-image models; loss "auto":
-    # annealed (ame_kpn.md eq. 8) for bursts, mse (dcn_lka.md eq. 7) for denoise / deblur;
+    # annealed ([AME-KPN] eq. 8) for bursts, mse ([DCN-LKA] eq. 7) for denoise / deblur;
     # layout "auto": a paired folder's layout if --data holds one, else photos (synthetic pairs)
     task: str = "auto"
     loss: str = "auto"
@@ -77,7 +77,7 @@ class TrainConfig:
     blur_noise: bool = False  # deblur, synthetic pairs: add a little noise to the blurry image
     noise_correlation: list = field(default_factory=lambda: [0.0, 0.0])  # denoise, synthetic
     # synthetic noise: ranges of sigma_r and sigma_s, drawn log-uniformly; None: the training
-    # ranges of ame_kpn.md section 3.1 (data/degrade/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
+    # ranges of [AME-KPN] section 3.1 (data/degrade/noise.py TRAIN_SIGMA_R / TRAIN_SIGMA_S)
     sigma_r_range: list | None = None
     sigma_s_range: list | None = None
     # exponential moving average of the weights (decay per step; 0: off). With it, validation,

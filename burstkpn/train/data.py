@@ -25,7 +25,7 @@ from burstkpn.data.sampling import match_channels
 from burstkpn.train.config import TrainConfig
 
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
-VIDEO_VAL_LEVELS = ("low", "high")  # deformable_kernels.md Tables 2-3
+VIDEO_VAL_LEVELS = ("low", "high")  # [DeformKernels] Tables 2-3
 
 
 def prefetched(iterable, depth: int):
@@ -200,7 +200,7 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
 
 def _video_val_set(cfg: TrainConfig) -> list[dict]:
     """``val_bursts`` fixed clips with synthetic motion from the validation photos, cycling
-    through the paper's Low / High levels (deformable_kernels.md Tables 2-3)."""
+    through the paper's Low / High levels ([DeformKernels] Tables 2-3)."""
     images = [match_channels(load_linear(r), 3) for r in list_images(cfg.val_data)]
     out = []
     for i in range(cfg.val_bursts):

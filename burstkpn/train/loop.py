@@ -43,7 +43,7 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "last.safetensors")  # a run folder
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """``step``: lr * decay^epoch, floored at lr_min (ame_kpn.md section 3.2). ``cosine``:
+    """``step``: lr * decay^epoch, floored at lr_min ([AME-KPN] section 3.2). ``cosine``:
     linear warm-up to lr over ``warmup_steps``, then half a cosine from lr down to lr_min at
     step ``steps`` (lr_min after it)."""
     if cfg.lr_schedule == "cosine":
@@ -120,7 +120,7 @@ def train(
     """Train (or resume) a run in ``out``; returns the last logged metrics. ``init`` starts a
     new run from trained weights (a shipped name such as ``"kpn"`` or a checkpoint path) with a
     new Adam state, counting steps on from theirs so that the learning-rate schedule and the
-    anneal (ame_kpn.md eq. 8) continue. ``stop_after`` ends the process after that many steps
+    anneal ([AME-KPN] eq. 8) continue. ``stop_after`` ends the process after that many steps
     of this call (for tests and chunked runs)."""
     tune_allocator()
     cfg.validate()
@@ -227,11 +227,11 @@ def train(
                 beta=cfg.beta,
                 grad_weight=cfg.grad_weight,
             )
-        elif cfg.loss == "group_annealed":  # deformable_kernels.md eq. (11)
+        elif cfg.loss == "group_annealed":  # [DeformKernels] eq. (11)
             terms = group_annealed_loss(
                 output.image, output.frames, clean, step, eta=cfg.beta, gamma=cfg.alpha
             )
-        else:  # dcn_lka.md eq. (7) on sRGB values, or gamma L1 (eq. 9)
+        else:  # [DCN-LKA] eq. (7) on sRGB values, or gamma L1 (eq. 9)
             terms = restoration_loss(output.image, clean, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()

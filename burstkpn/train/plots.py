@@ -27,7 +27,7 @@ def plot_metrics(run: Path) -> Path | None:
     if "basic" in rows[0]:  # burst task
         a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 8)", lw=0.8)
         a.semilogy(steps, [r["basic"] for r in rows], label="basic (eq. 7)", lw=0.8)
-    elif "groups" in rows[0]:  # video task, deformable_kernels.md
+    elif "groups" in rows[0]:  # video task, [DeformKernels]
         a.semilogy(steps, [r["loss"] for r in rows], label="total (eq. 11)", lw=0.8)
         a.semilogy(steps, [r["l1"] for r in rows], label="gamma L1 (eq. 9)", lw=0.8)
     else:  # denoise / deblur

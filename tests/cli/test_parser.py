@@ -64,3 +64,21 @@ def test_help_lists_the_commands_in_order(capsys):
         line.split()[0] for line in out.splitlines() if line.startswith("    ") and line[4] != " "
     ]
     assert listed == order
+
+
+def test_device_reaches_the_runner(tmp_path, capsys, monkeypatch):
+    """``--device`` is handed to the one runner; cuda without a GPU is a one-line error."""
+    import numpy as np
+    import torch
+
+    from burstkpn.cli import main
+    from burstkpn.data.io.images import write_image
+
+    for i in range(3):
+        write_image(tmp_path / f"f{i}.png", np.full((16, 16, 3), 0.4 + 0.01 * i))
+    if torch.cuda.is_available():
+        return
+    code = main(["denoise", str(tmp_path), "-o", str(tmp_path / "out.png"), "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no CUDA device" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.png").exists()

@@ -127,7 +127,7 @@ def test_table1_per_block_parameters():
 def test_paper_size_parameter_count():
     model = create_model("dcn_lka", "paper")
     n = count_parameters(model)
-    assert n == 3_233_190  # the README's number; 9.5 % below the paper's (see README)
+    assert n == 3_233_190  # docs/models.md's number; 9.5 % below the paper's
     assert abs(n - PAPER_PARAMETERS) / PAPER_PARAMETERS < 0.1
     assert len(model.body) == 9 and model.deform.deform.kernel_size == 3
     twelve = create_model("dcn_lka", "paper", num_blocks=12, kernel_size=4)

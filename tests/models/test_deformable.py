@@ -1,4 +1,4 @@
-"""deform2d / deform3d (deformable_kernels.md): shapes, eq. (1) / (6) / (10) consistency, start,
+"""deform2d / deform3d ([DeformKernels]): shapes, eq. (1) / (6) / (10) consistency, start,
 frame order, colour, checkpoints, blind variants; the eq. (9) and eq. (11) losses."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Deformable sampling (deformable_kernels.md eq. 1-4, 6-7): convention, hand-computed values,
+"""Deformable sampling ([DeformKernels] eq. 1-4, 6-7): convention, hand-computed values,
 exactness, gradients (appendix A), torchvision agreement, precision."""
 
 from __future__ import annotations

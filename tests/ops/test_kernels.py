@@ -1,4 +1,4 @@
-"""Per-pixel kernel application (ame_kpn.md eq. (4)): convention, exactness, gradients, MKPN."""
+"""Per-pixel kernel application ([AME-KPN] eq. (4)): convention, exactness, gradients, MKPN."""
 
 from __future__ import annotations
 

@@ -108,13 +108,13 @@ def test_restoration_loss_is_mse_on_srgb_values():
     pred, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     terms = restoration_loss(pred, target, "mse")
     d = linear_to_srgb(pred) - linear_to_srgb(target)
-    assert torch.allclose(terms["loss"], d.square().mean())  # dcn_lka.md eq. (7)
+    assert torch.allclose(terms["loss"], d.square().mean())  # [DCN-LKA] eq. (7)
     assert torch.allclose(restoration_loss(pred, target, "gamma_l1")["loss"], d.abs().mean())
 
 
 def test_export_weights_scores_a_deblur_run_on_a_deblur_testset(tmp_path, photo_folder):
     from burstkpn.data.testsets.deblur import make_deblur_testset
-    from burstkpn.restoration import load_restoration_model
+    from burstkpn.inference import resolve_model
     from burstkpn.train import export_weights
 
     run = tmp_path / "run"
@@ -125,7 +125,7 @@ def test_export_weights_scores_a_deblur_run_on_a_deblur_testset(tmp_path, photo_
     ev = card["evaluation"]
     assert ev["pairs"] == 2 and ev["psnr"] > 0 and ev["input_psnr"] > 0
     assert "anneal_weight_at_last_step" not in card and card["config"]["task"] == "deblur"
-    model = load_restoration_model(str(tmp_path / "w" / "dcn_lka_deblur.safetensors"))
+    model = resolve_model(str(tmp_path / "w" / "dcn_lka_deblur.safetensors"))
     assert model.card["steps"] == 2
 
 

@@ -429,7 +429,7 @@ class NoiseFit:
 
     def noise_map(self, noisy: torch.Tensor) -> torch.Tensor:
         """``sqrt(a + b * max(x, 0))`` per channel of a noisy linear image ``(C, H, W)`` (the
-        per-channel analogue of eq. 1 of ame_kpn.md)."""
+        per-channel analogue of eq. 1 of [AME-KPN])."""
         a = torch.as_tensor(self.a, dtype=noisy.dtype, device=noisy.device).view(-1, 1, 1)
         b = torch.as_tensor(self.b, dtype=noisy.dtype, device=noisy.device).view(-1, 1, 1)
         return (a + b * noisy.clamp_min(0)).sqrt()

@@ -187,7 +187,7 @@ class BurstNoiseEstimate:
 
     def noise_map(self, x: torch.Tensor) -> torch.Tensor:
         """``sqrt(a_c + b_c * max(x, 0))`` for an image ``(..., C, H, W)`` with this burst's
-        channels: the network's noise-map input (ame_kpn.md eq. 1) with per-channel levels."""
+        channels: the network's noise-map input ([AME-KPN] eq. 1) with per-channel levels."""
         c = x.shape[-3]
         if c != len(self.per_channel):
             raise InputError(f"noise estimated for {len(self.per_channel)} channels, got {c}")

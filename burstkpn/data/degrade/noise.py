@@ -1,7 +1,7 @@
 """The heteroscedastic (shot + read) noise model in linear light, the noise-map estimate, and
 the named noise levels of the papers.
 
-ame_kpn.md section 3.1 (after Mildenhall et al.): a measured pixel is
+[AME-KPN] section 3.1 (after Mildenhall et al.): a measured pixel is
 ``x ~ N(y, sigma_r^2 + sigma_s * y)`` with y the true linear intensity; the network is given
 ``sigma_hat = sqrt(sigma_r^2 + sigma_s * max(x, 0))`` computed from the noisy reference (eq. 1).
 :func:`correlated_noise` gives the unit-variance noise low-pass filtered in space (as demosaicing
@@ -31,18 +31,18 @@ class NoiseLevel:
 
 
 NOISE_LEVELS: dict[str, NoiseLevel] = {
-    # ame_kpn.md Table 1 footnote. Gain 4 sigma_s = 2.3e-2 is the paper's value; the authors'
+    # [AME-KPN] Table 1 footnote. Gain 4 sigma_s = 2.3e-2 is the paper's value; the authors'
     # public code uses 4.3e-2 instead. Gains 3 and 4 lie outside the training range.
-    "gain1": NoiseLevel("gain1", 5e-3, 1e-3, "ame_kpn.md Table 1"),
-    "gain2": NoiseLevel("gain2", 2e-2, 4.3e-3, "ame_kpn.md Table 1"),
-    "gain3": NoiseLevel("gain3", 5e-2, 1e-2, "ame_kpn.md Table 1"),
-    "gain4": NoiseLevel("gain4", 8e-2, 2.3e-2, "ame_kpn.md Table 1"),
-    # deformable_kernels.md Tables 2-3 captions.
-    "low": NoiseLevel("low", 1e-2, 2.5e-3, "deformable_kernels.md Tables 2-3"),
-    "high": NoiseLevel("high", 2e-2, 6.4e-3, "deformable_kernels.md Tables 2-3"),
+    "gain1": NoiseLevel("gain1", 5e-3, 1e-3, "[AME-KPN] Table 1"),
+    "gain2": NoiseLevel("gain2", 2e-2, 4.3e-3, "[AME-KPN] Table 1"),
+    "gain3": NoiseLevel("gain3", 5e-2, 1e-2, "[AME-KPN] Table 1"),
+    "gain4": NoiseLevel("gain4", 8e-2, 2.3e-2, "[AME-KPN] Table 1"),
+    # [DeformKernels] Tables 2-3 captions.
+    "low": NoiseLevel("low", 1e-2, 2.5e-3, "[DeformKernels] Tables 2-3"),
+    "high": NoiseLevel("high", 2e-2, 6.4e-3, "[DeformKernels] Tables 2-3"),
 }
 
-# Training ranges (ame_kpn.md section 3.1, deformable_kernels.md section 5).
+# Training ranges ([AME-KPN] section 3.1, [DeformKernels] section 5).
 TRAIN_SIGMA_R = (1e-3, 10**-1.5)
 TRAIN_SIGMA_S = (1e-4, 1e-2)
 
@@ -82,7 +82,7 @@ def sample_noise_params(
     samples above 1e-3 (91 %), so the low-noise end that real daylight bursts live in would
     hardly be seen. Log-uniform sampling gives each decade equal weight; the papers write the
     ranges as powers of ten, which reads naturally as a range of exponents.
-    ``log_uniform=False`` gives the literal uniform reading of ame_kpn.md section 3.1.
+    ``log_uniform=False`` gives the literal uniform reading of [AME-KPN] section 3.1.
     """
     u = torch.rand(2, batch, generator=generator, dtype=torch.float64)
 
@@ -122,7 +122,7 @@ def add_noise(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Draw ``x ~ N(y, sigma_r^2 + sigma_s * y)`` independently for every element of ``clean``
-    (linear light; ame_kpn.md section 3.1). ``sigma_r`` / ``sigma_s`` are scalars or ``(B,)``
+    (linear light; [AME-KPN] section 3.1). ``sigma_r`` / ``sigma_s`` are scalars or ``(B,)``
     tensors for the leading batch dimension. The result is not clipped."""
     eps = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device)
     return clean + eps * noise_variance(clean, sigma_r, sigma_s).sqrt()
@@ -131,7 +131,7 @@ def add_noise(
 def estimate_noise_map(
     noisy: torch.Tensor, sigma_r: float | torch.Tensor, sigma_s: float | torch.Tensor
 ) -> torch.Tensor:
-    """``sigma_hat = sqrt(sigma_r^2 + sigma_s * max(x, 0))`` from a noisy image (ame_kpn.md
+    """``sigma_hat = sqrt(sigma_r^2 + sigma_s * max(x, 0))`` from a noisy image ([AME-KPN]
     section 3.1 and eq. 1; the network's extra input is this map of the reference frame)."""
     return noise_variance(noisy, sigma_r, sigma_s).sqrt()
 

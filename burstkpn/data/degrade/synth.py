@@ -1,4 +1,4 @@
-"""Synthetic bursts from clean photos, as ame_kpn.md section 3.1 describes (after Mildenhall
+"""Synthetic bursts from clean photos, as [AME-KPN] section 3.1 describes (after Mildenhall
 et al.).
 
 Recipe ("full" mode), all in linear light:
@@ -49,7 +49,7 @@ SPLINE_MARGIN = 8  # context for the cubic-spline prefilter (its influence decay
 
 @dataclass(frozen=True)
 class MotionConfig:
-    """Parameters of the misalignment model (ame_kpn.md section 3.1)."""
+    """Parameters of the misalignment model ([AME-KPN] section 3.1)."""
 
     max_small: int = 8
     max_large: int = 64
@@ -142,7 +142,7 @@ def sample_offsets(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame integer offsets ``(N, 2)`` (full-resolution pixels) and the large-motion flags
     ``(N,)``. One ``n ~ Poisson(lambda)`` per burst; each neighbour is large-motion with
-    probability ``min(n / N, 1)`` (ame_kpn.md section 3.1). Frame 0 has offset zero."""
+    probability ``min(n / N, 1)`` ([AME-KPN] section 3.1). Frame 0 has offset zero."""
     if num_frames < 1:
         raise InputError(f"a burst needs at least one frame, got {num_frames}")
     m = num_frames - 1

@@ -2,7 +2,7 @@
 
 Conventions: files on disk are sRGB-encoded (display-referred); inside the package images are
 float tensors ``(C, H, W)`` in linear light. The transfer functions below are the only place the
-two meet (deformable_kernels.md eq. 8).
+two meet ([DeformKernels] eq. 8).
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ EMBEDDED_IMAGES = (
     "gravel",
 )
 
-_SRGB_LINEAR_THRESHOLD = 0.0031308  # deformable_kernels.md eq. (8)
+_SRGB_LINEAR_THRESHOLD = 0.0031308  # [DeformKernels] eq. (8)
 _SRGB_ENCODED_THRESHOLD = 12.92 * _SRGB_LINEAR_THRESHOLD  # = 0.04045 (rounded)
 _SRGB_ALPHA = 0.055
 
 
 # --------------------------------------------------------------------------- sRGB transfer
 def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """Gamma correction phi of deformable_kernels.md eq. (8): 12.92 x below 0.0031308, else
+    """Gamma correction phi of [DeformKernels] eq. (8): 12.92 x below 0.0031308, else
     (1 + a) x^(1/2.4) - a with a = 0.055. Defined (linearly) for negative inputs, which noisy
     values can be; no clipping. Differentiable everywhere with finite gradients."""
     lin = 12.92 * x

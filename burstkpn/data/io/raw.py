@@ -8,7 +8,7 @@ photo, so the model sees linear light exactly as it does for other inputs:
    file's metadata), applies the camera's white balance ("as shot") and demosaics (AHD);
 2. the camera colour matrix maps to linear sRGB primaries, with no automatic brightening,
    no tone curve and no highlight blending (``gamma=(1, 1)``, ``no_auto_bright=True``);
-3. our sRGB transfer function (deformable_kernels.md eq. 8) encodes the result, quantised to
+3. our sRGB transfer function ([DeformKernels] eq. 8) encodes the result, quantised to
    16 bits (65,536 levels, far below the noise of any raw frame). Step 3 is
    :func:`burstkpn.data.io.images.read_raw`, beside the transfer pair, so that this module
    does not import the image module that reads through it.

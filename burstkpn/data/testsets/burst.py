@@ -139,7 +139,7 @@ def make_testset(
     """Write a benchmark test set (see the module docstring) and return its manifest."""
     if pipeline not in PIPELINES:
         raise InputError(f"unknown pipeline '{pipeline}' (use one of {', '.join(PIPELINES)})")
-    if num_frames < 1:  # 1: a single-image test set (deformable_kernels.md Table 2)
+    if num_frames < 1:  # 1: a single-image test set ([DeformKernels] Table 2)
         raise InputError(f"a test burst needs at least 1 frame, got {num_frames}")
     noise_levels = [parse_noise(lv) for lv in levels]
     if not noise_levels:

@@ -1,5 +1,5 @@
 """The video benchmark test set (``burstkpn make-testset --task video``): seeded noisy windows of
-``2 tau + 1`` frames at the paper's Low / High levels (deformable_kernels.md Tables 2-3), from
+``2 tau + 1`` frames at the paper's Low / High levels ([DeformKernels] Tables 2-3), from
 clean clips (a folder of frame folders, e.g. vid4) or from photos with synthetic motion.
 
 Layout::

@@ -25,7 +25,7 @@ def test_srgb_pair_round_trips():
 
 
 def test_srgb_matches_eq8_by_hand():
-    # deformable_kernels.md eq. (8): 12.92 Y below 0.0031308, else 1.055 Y^(1/2.4) - 0.055
+    # [DeformKernels] eq. (8): 12.92 Y below 0.0031308, else 1.055 Y^(1/2.4) - 0.055
     for y in (0.0, 0.001, 0.0031308, 0.01, 0.18, 0.5, 1.0):
         expected = 12.92 * y if y <= 0.0031308 else 1.055 * y ** (1 / 2.4) - 0.055
         got = float(linear_to_srgb(torch.tensor(y, dtype=torch.float64)))

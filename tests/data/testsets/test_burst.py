@@ -88,7 +88,7 @@ def test_refuses_and_detects(tmp_path, photo_folder):
 
 
 def test_single_image_testset(tmp_path, photo_folder):
-    """``num_frames=1``: single noisy images (deformable_kernels.md Table 2 rows)."""
+    """``num_frames=1``: single noisy images ([DeformKernels] Table 2 rows)."""
     m = make_testset(
         photo_folder,
         tmp_path / "s",
