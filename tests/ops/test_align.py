@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.ndimage import shift as nd_shift
 
-from burstkpn.ops.align import apply_shifts, cardinal_cubic, spline_shift
+from burstkpn.ops.align import apply_shifts, cardinal_cubic, estimate_shifts, spline_shift
 from tests.conftest import gen
 
 
@@ -41,3 +41,16 @@ def test_apply_shifts_leaves_zero_shifts_and_falls_back_for_huge_ones():
     for i in (1, 2):
         ref = nd_shift(frames[i, 0].double().numpy(), shifts[i], order=3, mode="mirror")
         assert np.abs(out[i, 0].double().numpy() - ref).max() < 1e-5
+
+
+def test_shifts_measured_on_the_central_window():
+    """A global shift measured on the central window equals the whole-frame measurement (and
+    the truth); frames no larger than the window are used whole."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 340, 300, generator=g), 5, 1, 2)[0]
+    truth = np.array([[0.0, 0.0], [2.0, -3.0], [-4.0, 1.0]])
+    frames = torch.stack([torch.roll(base, (-int(dy), -int(dx)), (1, 2)) for dy, dx in truth])
+    whole = estimate_shifts(frames, window=None)
+    central = estimate_shifts(frames, window=128)
+    assert np.abs(whole - truth).max() < 0.06 and np.abs(central - truth).max() < 0.06
+    assert np.array_equal(estimate_shifts(frames, window=512), whole)
