@@ -17,7 +17,10 @@ SPLINE_POLE = math.sqrt(3.0) - 2.0  # the pole of the cubic B-spline prefilter
 SPLINE_REACH = 12  # FIR taps each side: the cardinal spline decays as |pole|^k (1.4e-7 at 12)
 
 
-SHIFT_WINDOW = 2048  # px: global shifts are measured on at most this central square
+# px: global shifts are measured on at most this central square. Not a power of two: content
+# that repeats with a power-of-two period (our mirrored 12 MP test canvas repeats every 1024 px)
+# would fill such a window exactly and make the correlation peak ambiguous by one period
+SHIFT_WINDOW = 2000
 
 
 def estimate_shifts(
@@ -28,7 +31,7 @@ def estimate_shifts(
     Frame by frame, on the channel mean, with the reference's spectrum computed once, so memory
     stays a few full-size planes whatever the burst length. A global translation is the same
     everywhere, so frames larger than ``window`` px are measured on their central ``window``
-    square (4 MP: a 12 MP burst's FFTs cost a third; smaller frames are used whole);
+    square (4 MP: a 12 MP burst's FFTs cost a third or less; smaller frames are used whole);
     ``window=None`` uses the whole frame."""
     from skimage.registration import phase_cross_correlation
 

@@ -54,3 +54,12 @@ def test_shifts_measured_on_the_central_window():
     central = estimate_shifts(frames, window=128)
     assert np.abs(whole - truth).max() < 0.06 and np.abs(central - truth).max() < 0.06
     assert np.array_equal(estimate_shifts(frames, window=512), whole)
+
+
+def test_shift_window_on_a_mirrored_canvas():
+    """The 12 MP profiling burst is a photo mirrored into a large canvas (period 2x its size);
+    the default window must not hold a whole number of periods (an ambiguous peak)."""
+    from burstkpn.ops.align import SHIFT_WINDOW
+
+    for period in (512, 1024, 2048, 4096):
+        assert SHIFT_WINDOW % period != 0
