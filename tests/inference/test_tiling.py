@@ -17,12 +17,12 @@ def _burst(h, w, c=1, seed=0):
     return burst, torch.full((1, c, h, w), 0.05)
 
 
-def _trained_like(name, **kw):
+def _trained_like(name, scale=0.05, **kw):
     torch.manual_seed(0)
     model = create_model(name, **kw).eval()
     with torch.no_grad():  # perturb so attention and kernels are not at their init
         for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+            p.add_(scale * torch.randn_like(p))
     return model
 
 
@@ -86,19 +86,19 @@ def test_receptive_radius_bounds_the_real_one(name):
 def test_staged_equals_untiled_and_the_attention_passes(kw):
     """The staged path (every layer once, each stage with its own margin) gives the untiled
     image, as the pass-per-attention path does; padding, odd sizes and edge tiles included."""
-    model = _trained_like("ame_kpn", **kw)
     paper = kw.get("size") == "paper"
-    # one plane for the paper size: its perturbed weights amplify rounding so much that the
-    # untiled network itself gives another image for a plane batched with a second one
-    burst, nmap = _burst(75, 61, c=1) if paper else _burst(203, 157, c=2)
+    # the paper size's wide layers: a smaller perturbation keeps its activations near 1 (0.05
+    # gives outputs in the thousands, where float rounding alone differs between paths)
+    model = _trained_like("ame_kpn", scale=0.005 if paper else 0.05, **kw)
+    burst, nmap = _burst(75, 61, c=2) if paper else _burst(203, 157, c=2)
     with torch.no_grad():
         full = model(burst, nmap).image
     tile = 32 if paper else 64
     staged = tiled_forward(model, burst, nmap, tile=tile)
     passes = tiled_forward(model, burst, nmap, tile=tile, staged=False)
-    scale = full.abs().max()  # perturbed paper-size weights give large values
-    assert (staged - full).abs().max() < 1e-5 * max(scale, 1)
-    assert (staged - passes).abs().max() < 1e-5 * max(scale, 1)
+    assert full.abs().max() < 10
+    assert (staged - full).abs().max() < 1e-5
+    assert (staged - passes).abs().max() < 1e-5
     assert all(m.global_stats is None for m in model.modules() if isinstance(m, ChannelAttention))
 
 
