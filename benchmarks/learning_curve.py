@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument(
         "--levels", type=Path, help="reuse the classical levels of an earlier --json output"
     )
+    ap.add_argument(
+        "--table", action="store_true", help="also print the validation rows as markdown"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.levels:
@@ -101,6 +104,21 @@ def main() -> None:
         payload = {"classical": levels, "curves": curves}
         atomic_write_bytes(args.json, (json.dumps(payload, indent=1) + "\n").encode())
     print(json.dumps(levels))
+    if args.table:
+        for name, rows in curves.items():
+            print(f"\n{name}:\n" + status_table(rows))
+
+
+def status_table(rows: list[dict]) -> str:
+    """The validation rows as the markdown table of training/README.md ("The long run")."""
+    head = " | ".join(level.replace("gain", "Gain ") for level in VAL_LEVELS)
+    lines = [f"| step | {head} | mean kernel sum | mean W |", "|---" * (len(VAL_LEVELS) + 3) + "|"]
+    for r in rows:
+        psnr = " | ".join(f"{r[f'val_psnr_{level}']:.2f}" for level in VAL_LEVELS)
+        ksum, w = r.get("val_kernel_sum"), r.get("val_weight")
+        extra = " | ".join("" if v is None else f"{v:.3f}" for v in (ksum, w))
+        lines.append(f"| {r['step']} | {psnr} | {extra} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
