@@ -42,3 +42,14 @@ def photo_folder(tmp_path: Path, rng: np.random.Generator) -> Path:
     gray = (np.sin(xx * 2) * np.cos(yy) * 0.4 + 0.5).clip(0, 1)
     iio.imwrite(folder / "gray16.png", np.round(gray * 65535).astype(np.uint16))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """Commands under test set torch's thread count (``train --threads``, the CLI's fit to the
+    affinity); restore it so later tests (and the fresh processes they compare with) see the
+    count the session started with."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

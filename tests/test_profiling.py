@@ -35,7 +35,7 @@ def test_denoise_profile_flag_times_every_stage(tmp_path, capsys):
     args = ["denoise", str(folder), "-o", str(out), "--model", str(ckpt), "--tile", "32"]
     assert main([*args, "--align", "on", "--profile", str(report)]) == 0
     text = capsys.readouterr().out
-    assert "| shift estimation |" in text and "network per tile" in text
+    assert "| shift estimation |" in text and "heads per tile" in text
     data = json.loads(report.read_text())
     names = {s["stage"] for s in data["stages"]}
     expected = {
@@ -45,15 +45,14 @@ def test_denoise_profile_flag_times_every_stage(tmp_path, capsys):
         "noise estimation",
         "shifting",
         "network",
-        "attention statistics per tile",
-        "network per tile",
+        "encoder per tile",  # the staged tiles of the KPN family with attention
+        "heads per tile",
         "kernel application",
-        "tile assembly",
         "sRGB encoding",
         "writing",
     }
     assert expected <= names
-    tiles = next(s for s in data["stages"] if s["stage"] == "network per tile")
+    tiles = next(s for s in data["stages"] if s["stage"] == "heads per tile")
     assert tiles["count"] > 1 and tiles["parents"] == ["network"]
     # the top-level stages account for the run (the rest is argument handling, bookkeeping)
     assert 0.9 * data["total_s"] <= data["stages_s"] <= data["total_s"]
