@@ -13,13 +13,29 @@ def rows(report: dict) -> dict[tuple[str, ...], dict]:
     return {(*s["parents"], s["stage"]): s for s in report["stages"]}
 
 
+def merged_order(first: list[tuple], second: list[tuple]) -> list[tuple]:
+    """The stages of both reports in run order: ``first``'s, with each stage only ``second``
+    has placed after its predecessor in ``second`` (so new sub-stages sit under their parent,
+    not at the end)."""
+    order = list(first)
+    for i, key in enumerate(second):
+        if key in order:
+            continue
+        at = next((order.index(p) + 1 for p in reversed(second[:i]) if p in order), len(order))
+        # after the predecessor's own sub-stages that ``first`` alone has
+        while at < len(order) and len(order[at]) > len(key) and order[at] not in second:
+            at += 1
+        order.insert(at, key)
+    return order
+
+
 def table(before: dict, after: dict) -> str:
     a, b = rows(before), rows(after)
     lines = [
         "| stage | count | before s | after s | change | peak RSS MiB before | after |",
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
-    for key in [*a, *(k for k in b if k not in a)]:
+    for key in merged_order(list(a), list(b)):
         sa, sb = a.get(key), b.get(key)
         label = "&nbsp;&nbsp;" * (len(key) - 1) + key[-1]
         if sa is not None and sb is not None and sa["count"] > 1:
