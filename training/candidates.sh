@@ -28,7 +28,7 @@ for NAME in $NAMES; do
     PATCH=$(sed -n 's/^patch_size: *//p' "$CFG")
     BATCH=$(sed -n 's/^batch_size: *//p' "$CFG")
     if [ "$PATCH" -ge 128 ]; then IPS=$IPS128; else IPS=$IPS64; fi
-    STEPS=$(python -c "print(int($MINUTES * 60 * $IPS / $BATCH))")
+    STEPS=$(awk "BEGIN { print int($MINUTES * 60 * $IPS / $BATCH) }")
     echo "== $NAME: $STEPS steps ($MINUTES min at $IPS images/s)"
     if [ -e "$RUN/last.optim.safetensors" ]; then
         burstkpn train --resume "$RUN" --steps "$STEPS" --quiet

@@ -9,21 +9,5 @@
 set -eu
 RUN=$1
 TOTAL=$2
-python - "$RUN" <<'PY'
-import sys
-from pathlib import Path
-
-import yaml
-from safetensors import safe_open
-
-run = Path(sys.argv[1])
-cfg = yaml.safe_load((run / "config.yaml").read_text())
-with safe_open(str(run / "last.optim.safetensors"), framework="pt") as f:
-    step = int(f.metadata()["step"])
-epoch = step // cfg["epoch_steps"]
-cfg["lr"] = float(f"{3e-5 / cfg['lr_decay'] ** epoch:.3g}")
-cfg["ema_decay"] = 0.98
-(run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=True))
-print(f"{run}: step {step}, epoch {epoch}: lr {cfg['lr']:g} (effective 3e-5), ema_decay 0.98")
-PY
+python "$(dirname "$0")/config_tool.py" cooldown "$RUN" 3e-5 0.98
 burstkpn train --resume "$RUN" --steps "$TOTAL" --quiet

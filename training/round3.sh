@@ -11,16 +11,6 @@ SRC=$1
 RUN=$2
 [ -e "$RUN" ] && { echo "round3.sh: $RUN exists" >&2; exit 1; }
 cp -r "$SRC" "$RUN"
-python - "$RUN" <<'PY'
-import sys
-from pathlib import Path
-
-import yaml
-
-run = Path(sys.argv[1])
-cfg = yaml.safe_load((run / "config.yaml").read_text())
-cfg.update(lr=3e-4, ema_decay=0.99, exposure_range=[0.1, 1.0])
-(run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=True))
-PY
+python "$(dirname "$0")/config_tool.py" set "$RUN" lr=3e-4 ema_decay=0.99 "exposure_range=[0.1, 1.0]"
 burstkpn train --resume "$RUN" --steps 3300 --quiet
 sh "$(dirname "$0")/cooldown.sh" "$RUN" 3400

@@ -18,19 +18,8 @@ if [ -e "$RUN/last.optim.safetensors" ]; then
     burstkpn train --resume "$RUN" --steps "$MAIN" --quiet
 else
     mkdir -p "$RUN"
-    python - "$NAME" "$RUN/init_config.yaml" "$MAIN" <<'PY'
-import sys
-from pathlib import Path
-
-import yaml
-
-from burstkpn.models.factory import read_metadata, weights_dir
-
-card = read_metadata(weights_dir() / f"{sys.argv[1]}.safetensors")["card"]
-cfg = dict(card["config"], lr=3e-4, ema_decay=0.99, exposure_range=[0.1, 1.0])
-cfg["steps"] = int(sys.argv[3])
-Path(sys.argv[2]).write_text(yaml.safe_dump(cfg, sort_keys=True))
-PY
+    python "$(dirname "$0")/config_tool.py" from-card "$NAME" "$RUN/init_config.yaml" \
+        "steps=$MAIN" lr=3e-4 ema_decay=0.99 "exposure_range=[0.1, 1.0]"
     burstkpn train --config "$RUN/init_config.yaml" --init "$NAME" --out "$RUN" --quiet
 fi
 sh "$(dirname "$0")/cooldown.sh" "$RUN" "$TOTAL"
