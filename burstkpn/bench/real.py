@@ -63,6 +63,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from burstkpn.bench.defaults import DEFAULT_PAIR_METHODS
+from burstkpn.bench.defaults import DEFAULT_REAL_METHODS as DEFAULT_BURST_METHODS
 from burstkpn.bench.methods import CLASSICAL, EXTRAS, resolve_all
 from burstkpn.bench.report import _CSS, _esc, _table_html, zoom_window
 from burstkpn.bench.tables import json_bytes, markdown_table, standing
@@ -94,25 +96,6 @@ BURST_BORDER = 16  # px left out of the scores of a burst: alignment pads the fr
 GRID = 256  # side of the central crop shown for every method
 DETAIL = 64  # side of the detail window, enlarged to GRID
 GRID_COLUMNS = 5
-DEFAULT_BURST_METHODS = (
-    "reference",
-    "align_mean",
-    "nlm",
-    "align_bm3d",
-    "kpn",
-    "ame_kpn",
-    "ame_kpn_real",
-)
-DEFAULT_PAIR_METHODS = (
-    "reference",
-    "nlm",
-    "bm3d",
-    "dcn_lka_denoise",
-    "deform2d",
-    "kpn",
-    "ame_kpn",
-    "ame_kpn_real",
-)
 
 
 # --------------------------------------------------------------------------- data

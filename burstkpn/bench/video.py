@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.bench import methods as bench_methods
+from burstkpn.bench.defaults import DEFAULT_MOTION_METHODS, DEFAULT_VIDEO_METHODS
 from burstkpn.bench.methods import Method, average, model_method, reference
 from burstkpn.bench.report import write_html_report
 from burstkpn.bench.tables import csv_bytes, json_bytes, markdown_table, standing
@@ -64,8 +65,6 @@ from burstkpn.viz import (
     time_histogram,
 )
 
-DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
-DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
 DEFAULT_SPEEDS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
 ANCHORS = ("reference", "average")
 SIMPLE: dict[str, Method] = {"reference": reference, "average": average}

@@ -10,45 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from burstkpn.bench.defaults import (
+    DEFAULT_BENCH_METHODS,
+    DEFAULT_MOTION_METHODS,
+    DEFAULT_PAIR_METHODS,
+    DEFAULT_REAL_METHODS,
+    DEFAULT_VIDEO_METHODS,
+)
 from burstkpn.cli.denoise import BACKENDS
 from burstkpn.errors import InputError
-
-DEFAULT_BENCH_METHODS = (
-    "reference",
-    "average",
-    "oracle_average",
-    "nlm",
-    "nlm_multi",
-    "bm3d",
-    "align_bm3d",
-    "kpn",
-    "mkpn",
-    "ame_kpn",
-)
-# the defaults of bench video / motion (burstkpn.bench.video, which imports torch: the parser
-# is built without it; tests/cli/test_parser.py checks the two agree)
-DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
-DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
-# the defaults of bench real (burstkpn.bench.real; tests/bench/test_real.py checks they agree)
-DEFAULT_REAL_METHODS = (
-    "reference",
-    "align_mean",
-    "nlm",
-    "align_bm3d",
-    "kpn",
-    "ame_kpn",
-    "ame_kpn_real",
-)
-DEFAULT_PAIR_METHODS = (
-    "reference",
-    "nlm",
-    "bm3d",
-    "dcn_lka_denoise",
-    "deform2d",
-    "kpn",
-    "ame_kpn",
-    "ame_kpn_real",
-)
 
 
 def add_parser(sub) -> None:

@@ -1,0 +1,39 @@
+"""The default method lists of the bench commands, in a module without torch so that the
+command-line parser (``burstkpn --help``) can show them; the bench modules use the same lists."""
+
+# bench quality
+DEFAULT_BENCH_METHODS = (
+    "reference",
+    "average",
+    "oracle_average",
+    "nlm",
+    "nlm_multi",
+    "bm3d",
+    "align_bm3d",
+    "kpn",
+    "mkpn",
+    "ame_kpn",
+)
+# bench video / motion
+DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
+DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
+# bench real: bursts without ground truth, and real noisy / clean pairs
+DEFAULT_REAL_METHODS = (
+    "reference",
+    "align_mean",
+    "nlm",
+    "align_bm3d",
+    "kpn",
+    "ame_kpn",
+    "ame_kpn_real",
+)
+DEFAULT_PAIR_METHODS = (
+    "reference",
+    "nlm",
+    "bm3d",
+    "dcn_lka_denoise",
+    "deform2d",
+    "kpn",
+    "ame_kpn",
+    "ame_kpn_real",
+)
