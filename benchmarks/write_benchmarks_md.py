@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from burstkpn.bench.quality import markdown_table, standing
+from burstkpn.bench.quality import SHADOWS, bias_table, markdown_table, standing
 from burstkpn.data.io.files import atomic_write_bytes
 
 
@@ -176,6 +176,7 @@ def main() -> None:
         *([args.note, ""] if args.note else []),
         markdown_table(summary),
         "",
+        *([SHADOWS, "", bias, ""] if (bias := bias_table(summary)) else []),
         "Methods:",
         "",
     ]

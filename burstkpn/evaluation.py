@@ -41,7 +41,7 @@ from burstkpn.data.testsets.video import VideoTestSet
 from burstkpn.errors import InputError
 from burstkpn.inference import DEFAULT_TILE, Runner, runner_for
 from burstkpn.inference.resolve import TASKS as RESTORE_TASKS
-from burstkpn.metrics import BORDER, psnr, ssim
+from burstkpn.metrics import BORDER, dark_bias, psnr, ssim
 from burstkpn.restoration import restore_image
 
 Method = Callable[[Any], torch.Tensor]
@@ -151,6 +151,14 @@ def item_label(item) -> tuple[str, str, torch.Tensor]:
     return item.image, item.level, item.clean
 
 
+def _dark(out: torch.Tensor, clean: torch.Tensor, linear: bool, border: int) -> dict:
+    """The row's shadow brightness (:func:`~burstkpn.metrics.dark_bias`): mean signed sRGB error
+    over the clean values below 0.15 (``None`` without any), and their count (for pooling)."""
+    bias, count = dark_bias(out, clean, linear=linear, border=border)
+    n = int(count[0])
+    return {"dark_bias": float(bias[0]) if n else None, "dark_count": n}
+
+
 @dataclass
 class Scorer:
     """Runs ``methods`` on test items, one at a time (:meth:`run`), and collects a row per item
@@ -207,6 +215,7 @@ class Scorer:
                 "level": level,
                 "psnr": float(psnr(out, clean, linear=self.linear, border=border)[0]),
                 "ssim": float(ssim(out, clean, linear=self.linear, border=border)[0]),
+                **_dark(out, clean, self.linear, border),
                 "seconds": seconds,
                 "megapixels": megapixels,
             }
@@ -403,17 +412,33 @@ def mean(values: Iterable[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def pooled_dark_bias(rows: list[dict]) -> float | None:
+    """The shadow bias of several rows pooled over their dark values (``None`` where the rows
+    have none, or come from a report written before the rows had it)."""
+    count = sum(r.get("dark_count", 0) for r in rows)
+    if not count:
+        return None
+    return sum(r["dark_bias"] * r["dark_count"] for r in rows if r.get("dark_count")) / count
+
+
 def summarize(result: dict) -> dict:
     """Mean PSNR / SSIM per method and level, and seconds per megapixel per method, of a
     result with ``rows``, ``methods``, ``levels`` and ``notes``."""
     table_rows = []
     for name in result["methods"]:
         mine = [r for r in result["rows"] if r["method"] == name]
-        row = {"method": name, "psnr": {}, "ssim": {}, "note": result["notes"].get(name, "")}
+        row = {
+            "method": name,
+            "psnr": {},
+            "ssim": {},
+            "dark_bias": {},
+            "note": result["notes"].get(name, ""),
+        }
         for level in result["levels"]:
             at = [r for r in mine if r["level"] == level]
             row["psnr"][level] = mean(r["psnr"] for r in at)
             row["ssim"][level] = mean(r["ssim"] for r in at)
+            row["dark_bias"][level] = pooled_dark_bias(at)
         total_mp = sum(r["megapixels"] for r in mine)
         row["sec_per_mp"] = sum(r["seconds"] for r in mine) / total_mp if total_mp else None
         table_rows.append(row)

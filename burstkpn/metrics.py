@@ -49,6 +49,32 @@ def psnr(
     return 10 * torch.log10(1.0 / mse)
 
 
+DARK = 0.15  # sRGB level below which a clean pixel counts as shadow (issue 22's bias check)
+
+
+def dark_bias(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    threshold: float = DARK,
+    linear: bool = True,
+    border: int = BORDER,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Brightness error in the shadows, per image: the mean signed error
+    ``sRGB(pred) - sRGB(target)`` over the values (pixels x channels) whose ``target`` sRGB
+    value is below ``threshold`` (positive: brighter than the truth; NaN where an image has
+    none), and how many values that is, ``((B,), (B,))``. Same preparation as :func:`psnr`.
+    Pool over images as ``sum(bias * count) / sum(count)``."""
+    p, t = (
+        prepare(pred, linear=linear, border=border),
+        prepare(target, linear=linear, border=border),
+    )
+    mask = (t < threshold).flatten(1)
+    count = mask.sum(1)
+    total = ((p - t).flatten(1) * mask).sum(1)
+    return total / count.clamp(min=1) + torch.where(count > 0, 0.0, float("nan")), count
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(r**2) / (2 * sigma**2))

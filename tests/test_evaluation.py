@@ -12,6 +12,7 @@ import torch
 
 from burstkpn.bench.quality import evaluate as bench_quality
 from burstkpn.bench.quality import run_quality
+from burstkpn.bench.tables import bias_table
 from burstkpn.data.testsets.burst import make_testset
 from burstkpn.errors import InputError
 from burstkpn.evaluation import (
@@ -58,6 +59,19 @@ def test_the_clean_image_scores_inf_and_one():
     ref = summary["rows"][1]
     low = [r["psnr"] for r in noisy if r["level"] == "low"]
     assert ref["psnr"]["low"] == sum(low) / len(low)
+    # the shadow bias: zero for the clean image, pooled over the dark values of the images
+    assert all(r["dark_bias"] == 0.0 and r["dark_count"] > 0 for r in perfect)
+    low_rows = [r for r in noisy if r["level"] == "low"]
+    pooled = sum(r["dark_bias"] * r["dark_count"] for r in low_rows)
+    assert ref["dark_bias"]["low"] == pytest.approx(pooled / sum(r["dark_count"] for r in low_rows))
+    assert summary["rows"][0]["dark_bias"]["low"] == 0.0
+    table = bias_table(summary)
+    assert table.splitlines()[0] == "| Method | low | high |"
+    assert table.splitlines()[2] == "| clean | +0.0 | +0.0 |"
+    # a report written before the rows had the bias has no such table
+    old = [{k: v for k, v in r.items() if not k.startswith("dark")} for r in result.rows]
+    legacy = summarize({"rows": old, "methods": result.methods, "levels": ["low"], "notes": {}})
+    assert legacy["rows"][0]["dark_bias"] == {"low": None} and bias_table(legacy) == ""
 
 
 def test_kept_items_and_refused_methods():

@@ -6,7 +6,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from burstkpn.data.io.images import linear_to_srgb
-from burstkpn.metrics import psnr, ssim
+from burstkpn.metrics import dark_bias, psnr, ssim
 from tests.conftest import gen
 
 
@@ -78,3 +78,26 @@ def test_identical_and_border():
     damaged[..., :8, :] = 0  # damage only inside the ignored border
     assert torch.isinf(psnr(damaged, clean)).all()
     assert psnr(damaged, clean, border=0).isfinite().all()
+
+
+def test_dark_bias_matches_a_numpy_reference():
+    """Mean signed sRGB error over the clean values below 0.15, per image, with its count."""
+    noisy, clean = _pair(3)
+    bias, count = dark_bias(noisy, clean)
+    for i in range(2):
+        p = linear_to_srgb(noisy[i]).clamp(0, 1)[:, 8:-8, 8:-8].numpy()
+        t = linear_to_srgb(clean[i]).clamp(0, 1)[:, 8:-8, 8:-8].numpy()
+        mask = t < 0.15
+        assert int(count[i]) == int(mask.sum()) > 0
+        assert float(bias[i]) == pytest.approx(float((p - t)[mask].mean()), abs=1e-12)
+
+
+def test_dark_bias_sign_and_no_dark_pixels():
+    clean = torch.full((1, 3, 40, 40), 0.005, dtype=torch.float64)  # sRGB about 0.065: dark
+    bias, count = dark_bias(clean + 0.001, clean)
+    assert float(bias[0]) > 0 and int(count[0]) == 3 * 24 * 24  # brighter: positive
+    assert float(dark_bias(clean - 0.001, clean)[0][0]) < 0
+    assert float(dark_bias(clean, clean)[0][0]) == 0.0
+    bright = torch.full((1, 3, 40, 40), 0.5, dtype=torch.float64)
+    bias, count = dark_bias(bright, bright)
+    assert int(count[0]) == 0 and torch.isnan(bias[0])

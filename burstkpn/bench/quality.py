@@ -17,6 +17,7 @@ from burstkpn.bench.methods import Method, resolve_all, resolve_method
 from burstkpn.bench.report import write_html_report
 from burstkpn.bench.tables import (
     CLASSICAL_ANCHORS,
+    bias_table,
     csv_bytes,
     json_bytes,
     markdown_table,
@@ -31,6 +32,8 @@ from burstkpn.models.traits import model_traits
 
 __all__ = [  # what cli.py, the tests and benchmarks/ import from here
     "CLASSICAL_ANCHORS",
+    "SHADOWS",
+    "bias_table",
     "evaluate",
     "markdown_table",
     "run_ablation",
@@ -40,6 +43,12 @@ __all__ = [  # what cli.py, the tests and benchmarks/ import from here
     "summarize",
     "write_reports",
 ]
+
+
+SHADOWS = (
+    "Brightness in the shadows: mean signed sRGB error over the clean values below 0.15, in "
+    "1/255 steps (positive: brighter than the truth; 8-pixel border ignored, pooled over images)."
+)
 
 
 def resolve_for(frames: int, name: str) -> tuple[Method | None, str]:
@@ -131,6 +140,7 @@ def write_reports(result: dict, out: Path, command: str) -> dict:
         "wall time per megapixel of output.\n\n"
         + markdown_table(summary)
         + "\n"
+        + (f"\n{SHADOWS}\n\n{bias}\n" if (bias := bias_table(summary)) else "")
         + (
             "\nStanding (mean PSNR, learned minus classical):\n\n" + "\n".join(lines) + "\n"
             if lines

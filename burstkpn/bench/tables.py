@@ -52,6 +52,26 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def bias_table(summary: dict) -> str:
+    """Brightness in the shadows: each method's mean signed sRGB error over the clean values
+    below 0.15 (:func:`burstkpn.metrics.dark_bias`), per level, in 1/255 steps (positive:
+    brighter than the truth); empty when the summary has none (reports written before it)."""
+    levels = summary["levels"]
+    rows = [
+        r for r in summary["rows"] if any(v is not None for v in r.get("dark_bias", {}).values())
+    ]
+    if not rows:
+        return ""
+    lines = ["| Method | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+    for row in rows:
+        cells = [
+            "–" if row["dark_bias"].get(lv) is None else f"{255 * row['dark_bias'][lv]:+.1f}"
+            for lv in levels
+        ]
+        lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def standing(
     summary: dict, *, tie_db: float = 0.05, classical: tuple[str, ...] = CLASSICAL_ANCHORS
 ) -> list[str]:
