@@ -91,6 +91,8 @@ def check_exportable(model: nn.Module) -> KernelPredictionNet:
             f"ONNX export covers the kernel-prediction burst models (kpn, mkpn, ame_kpn), "
             f"not '{name}'"
         )
+    if model.color:
+        raise InputError("ONNX export does not cover the colour variant (color=True) yet")
     return model
 
 

@@ -11,6 +11,12 @@ filtered by its kernels and merged by eq. (4):
 Without ``residual`` (KPN, MKPN, Table 2 Models 1-4) ``Y_i = X_i (*) K_i``. Colour bursts are
 handled as the paper says: R, G and B go independently through the same network (the channel
 axis is folded into the batch), so every channel gets its own kernels.
+
+``color=True`` is our colour variant (issue 25; not in the papers): the U-Net sees the three
+planes of every frame at once (eq. 1 input of ``3 N`` frames plus a 3-channel noise map) and
+the heads predict kernels, residuals and weights per frame *and* channel, so one network pass
+serves all three planes instead of three. The kernel application and eq. (4) are the same, per
+channel.
 """
 
 from __future__ import annotations
@@ -56,11 +62,16 @@ def size_config(size: str) -> dict:
 
 
 def kpn_family_traits(
-    num_frames: int, blind: bool, multiple: int, tile_margin: int | None = None
+    num_frames: int,
+    blind: bool,
+    multiple: int,
+    tile_margin: int | None = None,
+    color: bool = False,
 ) -> ModelTraits:
     """KPN, MKPN and AME-KPN: a burst of ``num_frames`` (one frame: a single-image model);
     the tiler derives the margin from the receptive radius (``tile_margin=None``; an exported
-    model gives the radius it was exported with)."""
+    model gives the radius it was exported with); the colour variant sees the planes
+    together."""
     return ModelTraits(
         kind="single" if num_frames == 1 else "burst",
         frames=int(num_frames),
@@ -68,14 +79,17 @@ def kpn_family_traits(
         blind=bool(blind),
         max_offset=None,
         size_multiple=int(multiple),
-        independent_channels=True,
+        independent_channels=not color,
     )
 
 
 def config_traits(args: dict) -> ModelTraits:
     """The traits of ``kpn`` / ``mkpn`` / ``ame_kpn`` from their constructor arguments."""
     widths = size_config(args["size"])["widths"]
-    return kpn_family_traits(args["num_frames"], args["blind"], 2 ** (len(widths) - 1))
+    multiple = 2 ** (len(widths) - 1)
+    return kpn_family_traits(
+        args["num_frames"], args["blind"], multiple, color=bool(args.get("color", False))
+    )
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -118,11 +132,12 @@ class KernelPredictionNet(nn.Module):
             brightness of its frame whatever the head predicts. Our addition, not the papers':
             without it the trained AME-KPN drifted to kernels summing to about 4 balanced by
             weights W of about 0.3, which shifts dark content (issue 22).
+        color: the colour variant (module docstring): one network pass for R, G and B, kernels
+            per frame and channel. Without it (the papers' way) the planes are separate batch
+            items, so tiled inference may run them one at a time.
     """
 
-    # colour planes go through the network as separate batch items ([AME-KPN]: R, G and B
-    # independently), so tiled inference may run them one at a time
-    independent_channels = True
+    COLORS = 3  # planes the colour variant sees together
 
     def __init__(
         self,
@@ -137,6 +152,7 @@ class KernelPredictionNet(nn.Module):
         blind: bool = False,
         direct: bool = False,
         unit_kernels: bool = False,
+        color: bool = False,
     ) -> None:
         super().__init__()
         if num_frames < 1:
@@ -152,22 +168,34 @@ class KernelPredictionNet(nn.Module):
         self.blind = blind
         self.direct = direct
         self.unit_kernels = unit_kernels
-        in_ch = num_frames + (0 if blind else 1)
+        self.color = bool(color)
+        self.independent_channels = not self.color
+        k = self.planes
+        in_ch = k * num_frames + (0 if blind else k)
         self.backbone = UNet(in_ch, widths, num_convs, channel_attention, spatial_attention)
         f = self.backbone.out_channels
         if direct:
             # [KPN] "direct": three additional conv layers synthesise the pixels
-            self.head = nn.Sequential(conv_block(f, f, 2), nn.Conv2d(f, 1, 3, padding=1))
+            self.head = nn.Sequential(conv_block(f, f, 2), nn.Conv2d(f, k, 3, padding=1))
         else:
-            n_out = num_frames * self.taps + (num_frames if residual else 0)
+            # head channels are plane-major: plane p, frame i, tap t at (p * N + i) * T + t
+            n_out = k * num_frames * self.taps + (k * num_frames if residual else 0)
             self.kr_head = nn.Conv2d(f, n_out, 3, padding=1)  # M_kr, eq. (2)
-            self.w_head = nn.Conv2d(f, num_frames, 3, padding=1) if residual else None  # M_w (3)
+            w_out = k * num_frames
+            self.w_head = nn.Conv2d(f, w_out, 3, padding=1) if residual else None  # M_w (3)
             self._init_heads()
         self.config: dict = {}  # name + constructor kwargs, filled by the constructors
 
     @property
+    def planes(self) -> int:
+        """Colour planes one batch item of the network holds: 3 for the colour variant, else 1."""
+        return self.COLORS if self.color else 1
+
+    @property
     def traits(self) -> ModelTraits:
-        return kpn_family_traits(self.num_frames, self.blind, self.backbone.multiple)
+        return kpn_family_traits(
+            self.num_frames, self.blind, self.backbone.multiple, color=self.color
+        )
 
     def _init_heads(self) -> None:
         """Start near the plain burst mean: small head weights and a bias of 1 on the centre
@@ -177,7 +205,7 @@ class KernelPredictionNet(nn.Module):
             self.kr_head.bias.zero_()
             k0 = self.kernel_sizes[0]
             centre = (k0 // 2) * k0 + k0 // 2
-            for i in range(self.num_frames):
+            for i in range(self.planes * self.num_frames):
                 self.kr_head.bias[i * self.taps + centre] = 1.0
             if self.w_head is not None:
                 self.w_head.weight.mul_(0.1)
@@ -199,12 +227,13 @@ class KernelPredictionNet(nn.Module):
         return F.one_hot(index, kmax * kmax).to(like.dtype)
 
     def _predict_kernels(self, feat: torch.Tensor) -> torch.Tensor:
-        """Kernels K of eq. (2), ``(B*C, N * Kmax^2, Hp, Wp)``. For several kernel sizes (MKPN)
+        """Kernels K of eq. (2), ``(B*C, N * Kmax^2, Hp, Wp)`` (the colour variant:
+        ``(B, 3 * N * Kmax^2, Hp, Wp)``, plane-major). For several kernel sizes (MKPN)
         the sizes are summed into one ``Kmax x Kmax`` kernel. The head is linear, so summing
         the head's filters first (``weight @ M``) gives the same kernels as predicting every
         size and fusing them, with autograd reaching the same per-size filters, at the cost of
         ``Kmax^2`` output channels per frame instead of ``sum(s^2)`` (81 vs 165)."""
-        n, t = self.num_frames, self.taps
+        n, t = self.planes * self.num_frames, self.taps  # n: kernels per batch item
         weight, bias = self.kr_head.weight[: n * t], self.kr_head.bias[: n * t]
         if len(self.kernel_sizes) > 1:
             m = self._fuse_matrix(weight)
@@ -230,7 +259,9 @@ class KernelPredictionNet(nn.Module):
         self, burst: torch.Tensor, noise_map: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The U-Net's input of eq. (1): the frames of every colour plane (a batch item each)
-        and the noise map, padded to the pooling multiple, ``(B*C, N [+1], Hp, Wp)``."""
+        and the noise map, padded to the pooling multiple, ``(B*C, N [+1], Hp, Wp)``. The
+        colour variant stacks the planes instead, ``(B, 3 N [+3], Hp, Wp)`` (plane-major; a
+        grey burst is repeated to three planes and its output averaged back)."""
         if burst.ndim != 5:
             raise InputError(f"expected a burst (B, N, C, H, W), got shape {tuple(burst.shape)}")
         b, n, c, h, w = burst.shape
@@ -238,7 +269,13 @@ class KernelPredictionNet(nn.Module):
             burst, n = burst[:, :1], 1
         elif n != self.num_frames:
             raise InputError(f"this model takes bursts of {self.num_frames} frames, got {n}")
+        if self.color:
+            if c not in (1, self.COLORS):
+                raise InputError(f"the colour variant takes RGB or grey bursts, got {c} channels")
+            burst = burst.expand(b, n, self.COLORS, h, w)
         frames = fold_channels(burst)  # (B*C, N, H, W)
+        if self.color:
+            frames = frames.reshape(b, self.COLORS * n, h, w)  # (B, 3N, H, W), plane-major
         inputs = [frames]
         if not self.blind:
             if noise_map is None:
@@ -247,7 +284,10 @@ class KernelPredictionNet(nn.Module):
                 raise InputError(
                     f"noise map of shape {tuple(noise_map.shape)} does not match {(b, c, h, w)}"
                 )
-            inputs.append(noise_map.reshape(b * c, 1, h, w).to(frames.dtype))
+            if self.color:
+                inputs.append(noise_map.expand(b, self.COLORS, h, w).to(frames.dtype))
+            else:
+                inputs.append(noise_map.reshape(b * c, 1, h, w).to(frames.dtype))
         x = pad_to_multiple(torch.cat(inputs, dim=1), self.backbone.multiple)  # eq. (1) input
         if self.backbone.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
@@ -266,12 +306,14 @@ class KernelPredictionNet(nn.Module):
         the burst's ``(B, C, H, W)`` before padding."""
         b, c, h, w = shape
         n = self.num_frames
+        k = self.COLORS if self.color else c  # planes per burst as the network ran them
         if self.direct:
-            image = self.head(feat)[..., :h, :w].float()
-            return DenoiseOutput(image.reshape(b, c, h, w), None, {} if return_aux else None)
+            image = self.head(feat)[..., :h, :w].float().reshape(b, k, h, w)
+            image = image.mean(1, keepdim=True) if k != c else image  # grey in a colour model
+            return DenoiseOutput(image, None, {} if return_aux else None)
 
         hp, wp = x.shape[-2:]
-        bc = b * c
+        bc = b * k  # plane-major head channels of the colour variant reshape to the same layout
         # contiguous: a channels_last head output would put the taps innermost, and the
         # tap-by-tap application would then stream the whole kernel tensor once per tap. One
         # copy converts and reorders (``.float().contiguous()`` made two: 30 % of the heads'
@@ -282,15 +324,15 @@ class KernelPredictionNet(nn.Module):
         kernels = kernels.reshape(bc, n, -1, hp, wp)
         if self.unit_kernels:
             kernels = kernels + (1.0 - kernels.sum(2, keepdim=True)) / kernels.shape[2]
-        frames_p = x[:, :n].float().unsqueeze(2)  # (B*C, N, 1, Hp, Wp)
+        frames_p = x[:, : n * self.planes].float().reshape(bc, n, 1, hp, wp)  # X_i per plane
         with stage("kernel application"):
             filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
         if self.residual:
             residuals = (
                 F.conv2d(
                     feat,
-                    self.kr_head.weight[n * self.taps :],
-                    self.kr_head.bias[n * self.taps :],
+                    self.kr_head.weight[self.planes * n * self.taps :],
+                    self.kr_head.bias[self.planes * n * self.taps :],
                     padding=1,
                 )
                 .float()
@@ -300,16 +342,23 @@ class KernelPredictionNet(nn.Module):
             per_frame = weights * filtered + (1 - weights) * residuals  # eq. (4)
         else:
             per_frame = filtered
-        per_frame = unfold_channels(per_frame[..., 0, :h, :w], b)  # (B, N, C, H, W)
+
+        def planes(t: torch.Tensor) -> torch.Tensor:
+            """``(B*k, N, ...)`` -> ``(B, N, C, ...)``; a grey burst in the colour variant is
+            the mean of the three identical-input planes."""
+            t = unfold_channels(t, b)
+            return t.mean(2, keepdim=True) if k != c else t
+
+        per_frame = planes(per_frame[..., 0, :h, :w])  # (B, N, C, H, W)
         aux = None
         if return_aux:
             aux = {
-                "kernels": unfold_channels(kernels[..., :h, :w], b),
-                "filtered": unfold_channels(filtered[..., 0, :h, :w], b),
+                "kernels": planes(kernels[..., :h, :w]),
+                "filtered": planes(filtered[..., 0, :h, :w]),
             }
             if self.residual:
-                aux["weights"] = unfold_channels(weights[..., 0, :h, :w], b)
-                aux["residuals"] = unfold_channels(residuals[..., 0, :h, :w], b)
+                aux["weights"] = planes(weights[..., 0, :h, :w])
+                aux["residuals"] = planes(residuals[..., 0, :h, :w])
         return DenoiseOutput(per_frame.mean(1), per_frame, aux)
 
 
@@ -321,9 +370,11 @@ def kpn(
     blind: bool = False,
     direct: bool = False,
     unit_kernels: bool = False,
+    color: bool = False,
 ) -> KernelPredictionNet:
     """KPN (Mildenhall et al.): one K x K kernel per frame and pixel. ``num_frames=1`` gives
-    the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one."""
+    the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one,
+    ``color=True`` our colour variant (module docstring)."""
     args = dict(locals())
     model = KernelPredictionNet(
         **size_config(size),
@@ -332,6 +383,7 @@ def kpn(
         blind=blind,
         direct=direct,
         unit_kernels=unit_kernels,
+        color=color,
     )
     model.config = {"name": "kpn", "kwargs": args}
     return model
@@ -344,6 +396,7 @@ def mkpn(
     kernel_sizes: Sequence[int] = (1, 3, 5, 7, 9),
     blind: bool = False,
     unit_kernels: bool = False,
+    color: bool = False,
 ) -> KernelPredictionNet:
     """MKPN (Marinč et al.): kernels of sizes 1, 3, 5, 7 and 9 per frame and pixel."""
     args = {**locals(), "kernel_sizes": [int(k) for k in kernel_sizes]}
@@ -353,6 +406,7 @@ def mkpn(
         kernel_sizes=args["kernel_sizes"],
         blind=blind,
         unit_kernels=unit_kernels,
+        color=color,
     )
     model.config = {"name": "mkpn", "kwargs": args}
     return model
@@ -368,9 +422,10 @@ def ame_kpn(
     residual: bool = True,
     blind: bool = False,
     unit_kernels: bool = False,
+    color: bool = False,
 ) -> KernelPredictionNet:
     """AME-KPN ([AME-KPN]). The three switches give Models 1-6 of Table 2; all on is the
-    full AME-KPN (Model 6), all off is KPN (Model 1)."""
+    full AME-KPN (Model 6), all off is KPN (Model 1). ``color=True``: our colour variant."""
     args = dict(locals())
     model = KernelPredictionNet(
         **size_config(size),
@@ -381,6 +436,7 @@ def ame_kpn(
         residual=residual,
         blind=blind,
         unit_kernels=unit_kernels,
+        color=color,
     )
     model.config = {"name": "ame_kpn", "kwargs": args}
     return model

@@ -38,7 +38,8 @@ class TrainConfig:
     patch_size: int = 64
     batch_size: int = 16
     num_frames: int = 8
-    channels: str = "random"  # one colour plane per burst (the model is per-channel)
+    # one colour plane per burst (the model is per-channel); the colour variant resolves to 3
+    channels: str | int = "random"
     steps: int = 10_000
     epoch_steps: int = 1_000
     lr: float = 1e-4
@@ -191,7 +192,12 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
             )
     if task == "deblur" and (cfg.blur_size < 1 or cfg.blur_size % 2 == 0):
         raise InputError(f"blur_size must be odd and positive, got {cfg.blur_size}")
-    return dataclasses.replace(cfg, task=task, loss=loss, layout=layout)
+    channels = cfg.channels
+    if task == "burst" and not traits.independent_channels:  # the colour variant: RGB bursts
+        if channels not in ("random", 3):
+            raise InputError(f"'{cfg.model}' with color=true trains on RGB bursts (channels: 3)")
+        channels = 3
+    return dataclasses.replace(cfg, task=task, loss=loss, layout=layout, channels=channels)
 
 
 def _resolve_video(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:

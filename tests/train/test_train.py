@@ -425,3 +425,19 @@ def test_camera_fraction_reaches_the_burst_dataset(photo_folder):
     cfg = TrainConfig.from_dict({**base, "camera_fraction": 0.25, "camera_jpeg": None})
     ds = make_train_dataset(cfg)
     assert ds.camera_fraction == 0.25 and ds.camera_jpeg is None
+
+
+def test_colour_variant_trains_on_rgb_bursts(tmp_path, photo_folder):
+    """A color=true model resolves the default one-plane bursts to RGB, refuses grey ones, and
+    trains and validates like the per-plane models."""
+    run = tmp_path / "run"
+    kw = ["--model-kwargs", '{"color": true}', "--data", str(photo_folder)]
+    main(["train", *TINY, *kw, "--steps", "2", "--val-every", "2", "--out", str(run)])
+    cfg = TrainConfig.from_dict(__import__("yaml").safe_load((run / "config.yaml").read_text()))
+    assert cfg.channels == 3 and cfg.model_kwargs == {"color": True}
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_psnr" in r for r in rows)
+    assert all(torch.isfinite(v).all() for v in _weights(run).values())
+    grey = TrainConfig.from_dict({"model_kwargs": {"color": True}, "channels": 1, "steps": 1})
+    with pytest.raises(InputError, match="RGB bursts"):
+        train(grey, tmp_path / "grey", progress=False)
