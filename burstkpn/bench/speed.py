@@ -25,9 +25,12 @@ DEFAULT_MODELS = ("kpn", "kpn21", "mkpn", "ame_kpn")
 
 
 def model_spec(spec: str) -> tuple[str, dict]:
-    """``kpn21`` is shorthand for KPN with 21x21 kernels; other names are factory names."""
+    """``kpn21`` is shorthand for KPN with 21x21 kernels, ``ame_kpn_color`` for the colour
+    variant of AME-KPN; other names are factory names."""
     if spec == "kpn21":
         return "kpn", {"kernel_size": 21}
+    if spec == "ame_kpn_color":
+        return "ame_kpn", {"color": True}
     return spec, {}
 
 
@@ -45,16 +48,18 @@ def gmac_per_megapixel(model: torch.nn.Module, channels: int = 3, frames: int = 
     (:func:`burst_length`, e.g. deform3d's 5) get bursts of that length."""
     frames = burst_length(model, frames)
     size = 128
-    burst = torch.rand(1, frames, 1, size, size)
-    nmap = torch.full((1, 1, size, size), 0.05)
+    # a per-plane model is counted on one plane and scaled; the colour variant sees all planes
+    planes = 1 if model_traits(model).independent_channels else channels
+    burst = torch.rand(1, frames, planes, size, size)
+    nmap = torch.full((1, planes, size, size), 0.05)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(burst, nmap)
     macs = counter.get_total_flops() / 2
     if hasattr(model, "extra_macs_per_pixel"):
         macs += model.extra_macs_per_pixel * size * size
     elif not getattr(model, "direct", True):
-        macs += frames * model.taps * size * size
-    return macs * channels / (size * size) / 1e3  # per channel-pixel -> GMAC per MP
+        macs += frames * model.taps * size * size * planes
+    return macs * (channels // planes) / (size * size) / 1e3  # -> GMAC per colour MP
 
 
 def _worker(args: argparse.Namespace) -> dict:

@@ -175,7 +175,9 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:
         if model_spec(m)[0] not in list_models():
-            raise InputError(f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21)")
+            raise InputError(
+                f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21, ame_kpn_color)"
+            )
     if args.precision not in PRECISION_CHOICES:
         raise InputError(
             f"precision must be one of {', '.join(PRECISION_CHOICES)}, got '{args.precision}'"

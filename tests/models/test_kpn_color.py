@@ -97,3 +97,14 @@ def test_denoise_burst_and_the_onnx_refusal():
     assert (whole.image - tiled.image).abs().max() < 1e-5
     with pytest.raises(InputError, match="colour variant"):
         check_exportable(model)
+
+
+def test_colour_costs_less_than_three_grey_passes():
+    """Issue 25 item 3's point: per colour megapixel the variant runs the U-Net once, the
+    per-plane model three times (the heads and kernel application stay per plane)."""
+    from burstkpn.bench.speed import gmac_per_megapixel, model_spec
+
+    name, kw = model_spec("ame_kpn_color")
+    per_plane = gmac_per_megapixel(create_model("ame_kpn", "cpu"))
+    colour = gmac_per_megapixel(create_model(name, "cpu", **kw))
+    assert per_plane / 3 < colour < 0.6 * per_plane
