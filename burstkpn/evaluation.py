@@ -41,7 +41,7 @@ from burstkpn.data.testsets.video import VideoTestSet
 from burstkpn.errors import InputError
 from burstkpn.inference import DEFAULT_TILE, Runner, runner_for
 from burstkpn.inference.resolve import TASKS as RESTORE_TASKS
-from burstkpn.metrics import BORDER, dark_bias, psnr, ssim
+from burstkpn.metrics import BORDER, DARK_REACH, dark_bias, psnr, ssim
 from burstkpn.restoration import restore_image
 
 Method = Callable[[Any], torch.Tensor]
@@ -153,10 +153,15 @@ def item_label(item) -> tuple[str, str, torch.Tensor]:
 
 def _dark(out: torch.Tensor, clean: torch.Tensor, linear: bool, border: int) -> dict:
     """The row's shadow brightness (:func:`~burstkpn.metrics.dark_bias`): mean signed sRGB error
-    over the clean values below 0.15 (``None`` without any), and their count (for pooling)."""
-    bias, count = dark_bias(out, clean, linear=linear, border=border)
-    n = int(count[0])
-    return {"dark_bias": float(bias[0]) if n else None, "dark_count": n}
+    over the clean values below 0.15 (``None`` without any) and their count (for pooling), and
+    the same inside dark regions (``dark_region_*``: dark within 7 px)."""
+    row = {}
+    for key, reach in (("dark", 0), ("dark_region", DARK_REACH)):
+        bias, count = dark_bias(out, clean, reach=reach, linear=linear, border=border)
+        n = int(count[0])
+        row[f"{key}_bias"] = float(bias[0]) if n else None
+        row[f"{key}_count"] = n
+    return row
 
 
 @dataclass
@@ -412,13 +417,15 @@ def mean(values: Iterable[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def pooled_dark_bias(rows: list[dict]) -> float | None:
-    """The shadow bias of several rows pooled over their dark values (``None`` where the rows
-    have none, or come from a report written before the rows had it)."""
-    count = sum(r.get("dark_count", 0) for r in rows)
+def pooled_dark_bias(rows: list[dict], key: str = "dark") -> float | None:
+    """The shadow bias (``key``: ``dark`` or ``dark_region``) of several rows pooled over their
+    dark values (``None`` where the rows have none, or come from a report written before the
+    rows had it)."""
+    count = sum(r.get(f"{key}_count", 0) for r in rows)
     if not count:
         return None
-    return sum(r["dark_bias"] * r["dark_count"] for r in rows if r.get("dark_count")) / count
+    total = sum(r[f"{key}_bias"] * r[f"{key}_count"] for r in rows if r.get(f"{key}_count"))
+    return total / count
 
 
 def summarize(result: dict) -> dict:
@@ -432,6 +439,7 @@ def summarize(result: dict) -> dict:
             "psnr": {},
             "ssim": {},
             "dark_bias": {},
+            "dark_region_bias": {},
             "note": result["notes"].get(name, ""),
         }
         for level in result["levels"]:
@@ -439,6 +447,7 @@ def summarize(result: dict) -> dict:
             row["psnr"][level] = mean(r["psnr"] for r in at)
             row["ssim"][level] = mean(r["ssim"] for r in at)
             row["dark_bias"][level] = pooled_dark_bias(at)
+            row["dark_region_bias"][level] = pooled_dark_bias(at, "dark_region")
         total_mp = sum(r["megapixels"] for r in mine)
         row["sec_per_mp"] = sum(r["seconds"] for r in mine) / total_mp if total_mp else None
         table_rows.append(row)

@@ -101,3 +101,18 @@ def test_dark_bias_sign_and_no_dark_pixels():
     bright = torch.full((1, 3, 40, 40), 0.5, dtype=torch.float64)
     bias, count = dark_bias(bright, bright)
     assert int(count[0]) == 0 and torch.isnan(bias[0])
+
+
+def test_dark_region_bias_keeps_the_inside_of_dark_regions():
+    """``reach``: only values dark within the whole neighbourhood count, so a smoothed edge
+    (a denoiser's regression to the mean) does not, while a shift of the dark inside does."""
+    clean = torch.full((1, 1, 60, 60), 0.5, dtype=torch.float64)
+    clean[..., 10:50, 10:50] = 0.002  # a dark square, sRGB about 0.026
+    out = clean.clone()
+    out[..., 10:12, 10:50] = 0.5  # its top edge smoothed into the bright side
+    edge, _ = dark_bias(out, clean, border=0)
+    inside, count = dark_bias(out, clean, reach=3, border=0)
+    assert float(edge[0]) > 0.01 and float(inside[0]) == 0.0
+    assert int(count[0]) == 34 * 34  # 40 - 2 * 3 per side
+    shifted, _ = dark_bias(clean + 0.001, clean, reach=3, border=0)
+    assert float(shifted[0]) > 0

@@ -54,8 +54,9 @@ def markdown_table(summary: dict) -> str:
 
 def bias_table(summary: dict) -> str:
     """Brightness in the shadows: each method's mean signed sRGB error over the clean values
-    below 0.15 (:func:`burstkpn.metrics.dark_bias`), per level, in 1/255 steps (positive:
-    brighter than the truth); empty when the summary has none (reports written before it)."""
+    below 0.15 and, after a slash, over the inside of dark regions (dark within 7 px;
+    :func:`burstkpn.metrics.dark_bias`), per level, in 1/255 steps (positive: brighter than the
+    truth); empty when the summary has none (reports written before it)."""
     levels = summary["levels"]
     rows = [
         r for r in summary["rows"] if any(v is not None for v in r.get("dark_bias", {}).values())
@@ -63,9 +64,14 @@ def bias_table(summary: dict) -> str:
     if not rows:
         return ""
     lines = ["| Method | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+
+    def cell(values: dict, lv: str) -> str:
+        return "–" if values.get(lv) is None else f"{255 * values[lv]:+.1f}"
+
     for row in rows:
+        region = row.get("dark_region_bias", {})
         cells = [
-            "–" if row["dark_bias"].get(lv) is None else f"{255 * row['dark_bias'][lv]:+.1f}"
+            cell(row["dark_bias"], lv) + (f" / {cell(region, lv)}" if region else "")
             for lv in levels
         ]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
