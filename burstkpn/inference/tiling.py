@@ -111,7 +111,8 @@ def tiled_forward(
     inner = unwrap(model)
     if passes and staged and isinstance(inner, KernelPredictionNet):
         margins = staged_margins(inner)
-        total = len(planes) * (len(margins)) * len(_grid(hp, wp, tile, margins[0]))
+        per_plane = sum(len(_grid(hp, wp, t, r)) for t, r in _stage_tiles(inner, tile, margins))
+        total = len(planes) * per_plane
         with tqdm(
             total=total, desc="denoise", unit="tile", disable=not progress, leave=False
         ) as bar:
@@ -217,6 +218,21 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
 
 
 # --------------------------------------------------------------------------- staged
+# core size (px) of the staged path's last stage (the last attention and the heads): their
+# output, frames x taps kernel channels per pixel, is the largest tensor of the network, and
+# at this size it stays in cache between the head and the kernel application (3 MP colour
+# burst, ame_kpn cpu, one core: 49 s against 56 s with 512 px tiles; docs/speed/profile.md)
+HEAD_TILE = 128
+
+
+def _stage_tiles(model: KernelPredictionNet, tile: int, margins: list[int]) -> list[tuple]:
+    """``(core size, margin)`` of each stage of :func:`_staged_plane`: ``tile`` for all but
+    the last, which uses at most :data:`HEAD_TILE`."""
+    m = model.backbone.multiple
+    head = min(tile, math.ceil(HEAD_TILE / m) * m)
+    return [(tile, r) for r in margins[:-1]] + [(head, margins[-1])]
+
+
 def _grid(hp: int, wp: int, tile: int, margin: int) -> list:
     return [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
 
@@ -341,7 +357,10 @@ def _staged_plane(
                 del skip
             else:  # the last block's attention and the heads, at full resolution
                 out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
-                for ys, xs in _grid(hp, wp, tile, margins[k]):
+                # smaller tiles here: the kernels of a tile (frames x taps channels) then stay
+                # in cache between the head and their application; the margin is a few px
+                head_tile = _stage_tiles(model, tile, margins)[-1][0]
+                for ys, xs in _grid(hp, wp, head_tile, margins[k]):
                     with stage("heads per tile"):
                         feat = blocks[k - 1].attend(_window_of(prev, ys, xs, 1))
                         xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]
