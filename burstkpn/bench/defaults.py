@@ -1,8 +1,9 @@
 """The default method lists of the bench commands, in a module without torch so that the
 command-line parser (``burstkpn --help``) can show them; the bench modules use the same lists."""
 
-# bench quality
-DEFAULT_BENCH_METHODS = (
+# bench quality: the classical methods (the anchors learned methods are compared against), then
+# the shipped burst models
+CLASSICAL_ANCHORS = (
     "reference",
     "average",
     "oracle_average",
@@ -10,10 +11,8 @@ DEFAULT_BENCH_METHODS = (
     "nlm_multi",
     "bm3d",
     "align_bm3d",
-    "kpn",
-    "mkpn",
-    "ame_kpn",
 )
+DEFAULT_BENCH_METHODS = (*CLASSICAL_ANCHORS, "kpn", "mkpn", "ame_kpn")
 # bench video / motion
 DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
 DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")

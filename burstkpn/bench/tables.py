@@ -8,15 +8,7 @@ import csv
 import io
 import json
 
-CLASSICAL_ANCHORS = (
-    "reference",
-    "average",
-    "oracle_average",
-    "nlm",
-    "nlm_multi",
-    "bm3d",
-    "align_bm3d",
-)
+from burstkpn.bench.defaults import CLASSICAL_ANCHORS
 
 
 def csv_bytes(rows: list[dict]) -> bytes:
