@@ -3,7 +3,8 @@
 ``denoise(frames, model="ame_kpn", noise="auto")`` takes image files / a folder / an array
 stack, works in linear light (inputs are sRGB-encoded unless ``linear=True``), estimates the
 noise (:mod:`burstkpn.data.degrade.estimate`) unless it is given, pre-aligns the frames globally
-when they moved more than the kernels reach (:mod:`burstkpn.ops.align`), runs the model tile by tile
+when they moved more than the kernels reach (:mod:`burstkpn.ops.align`; by whole pixels always for
+models that declare ``prealign``), runs the model tile by tile
 in bounded memory (:func:`burstkpn.inference.tiling.tiled_forward`) and returns the image encoded
 back.
 
@@ -55,7 +56,7 @@ from burstkpn.errors import BurstkpnWarning, InputError
 from burstkpn.inference.resolve import resolve_model
 from burstkpn.inference.runner import DEFAULT_TILE, Runner, runner_for
 from burstkpn.models.deformable import video_window
-from burstkpn.ops.align import apply_shifts, estimate_shifts
+from burstkpn.ops.align import apply_shifts, estimate_shifts, shift_whole_pixels
 from burstkpn.profiling import stage
 from burstkpn.restoration import restore_image
 
@@ -184,7 +185,12 @@ def denoise_burst(
         level = parse_noise(noise) if isinstance(noise, str) else None
         sigma_r, sigma_s = (level.sigma_r, level.sigma_s) if level else noise
     shifts = np.zeros((burst.shape[0], 2))
-    if align != "off" and est is not None:
+    if align != "off" and est is not None and traits.prealign:
+        # the network reads frames moved by whole pixels, whatever the motion (its training)
+        shifts = np.rint(est)
+        with stage("shifting"):
+            burst = shift_whole_pixels(burst, shifts, inplace=True)
+    elif align != "off" and est is not None:
         threshold = None
         if clip_model:  # clip models leave motion within their reach unaligned
             threshold = ALIGN_THRESHOLD if traits.max_offset is None else traits.max_offset
@@ -201,7 +207,7 @@ def denoise_burst(
         else:
             nmap = estimate_noise_map(burst[:, 0], sigma_r, sigma_s)
     with stage("network"):
-        out = runner(burst, nmap, tile=tile, progress=progress)[0]
+        out = runner(burst, nmap, tile=tile, progress=progress, aligned=True)[0]
     with stage("sRGB encoding"):
         image = (out if linear else linear_to_srgb(out)).clamp(0, 1)
     source = (

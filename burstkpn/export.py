@@ -140,6 +140,8 @@ def onnx_traits(model: KernelPredictionNet, frames: int, source: str, opset: int
         # colour planes go through the network as separate batch items ([AME-KPN])
         "channels": "any (each colour plane is denoised on its own)",
         "blind": json.dumps(model.blind),
+        # the runner aligns the frames by whole pixels before such a graph (models/traits.py)
+        "prealign": json.dumps(model.prealign),
         "multiple": str(model.backbone.multiple),
         "min_size": str(max(model.backbone.multiple, max(model.kernel_sizes) // 2 + 1)),
         "tile_margin": str(receptive_radius(model)),
@@ -398,6 +400,7 @@ class OnnxModel(nn.Module):
         self.min_size = int(self.props["min_size"])
         self.tile_margin = int(self.props["tile_margin"])
         self.blind = json.loads(self.props["blind"])
+        self.prealign = json.loads(self.props.get("prealign", "false"))  # older files: none
         self.attention_slots = [
             AttentionSlot(c, s)
             for c, s in zip(
@@ -410,7 +413,11 @@ class OnnxModel(nn.Module):
     @property
     def traits(self) -> ModelTraits:
         return kpn_family_traits(
-            self.num_frames, self.blind, self.multiple, tile_margin=self.tile_margin
+            self.num_frames,
+            self.blind,
+            self.multiple,
+            tile_margin=self.tile_margin,
+            prealign=self.prealign,
         )
 
     def extra_repr(self) -> str:

@@ -216,3 +216,28 @@ def test_memory_grows_linearly_with_a_small_slope():
     assert 96 <= slope < 530, slope
     # issue 25's target is 8 GiB of peak RSS at 12 MP: the extrapolation must leave a margin
     assert pa + slope * (12e6 - a) < 7 * 2**30, (pa, slope)
+
+
+def test_a_prealign_model_gets_whole_pixel_alignment_whatever_the_motion():
+    """denoise_burst moves every frame of a prealign model by its rounded shift (even a
+    1 px motion, below the threshold for other models) and runs it on exactly that burst;
+    align="off" leaves the frames as they are."""
+    from burstkpn.inference import Runner
+    from burstkpn.models import create_model
+    from burstkpn.ops.align import shift_whole_pixels
+
+    g = torch.Generator().manual_seed(7)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 40, generator=g), 3, 1, 1)
+    moves = np.array([[0, 0], [1, 0], [0, -1], [1, 1]], dtype=np.float64)
+    frames = torch.stack([shift_whole_pixels(scene, -m[None])[0] for m in moves])
+    torch.manual_seed(0)
+    runner = Runner(create_model("ame_kpn", "tiny", num_frames=4, prealign=True), precision="fp32")
+    res = denoise_burst(frames, runner, noise=(0.01, 0.001), linear=True, tile=0)
+    assert np.array_equal(res.shifts, moves)
+    aligned = shift_whole_pixels(frames, moves)
+    nmap = (0.01**2 + 0.001 * aligned[:1].clamp(min=0)).sqrt()
+    expected = runner(aligned[None], nmap, tile=0, aligned=True)[0].clamp(0, 1)
+    assert torch.allclose(res.image, expected, atol=1e-5)
+    off = denoise_burst(frames, runner, noise=(0.01, 0.001), linear=True, tile=0, align="off")
+    assert not off.shifts.any()
+    assert not torch.allclose(off.image, res.image, atol=1e-4)

@@ -12,6 +12,12 @@ Tiling rule: an input larger than ``tile`` px is cut into tiles by
 bound for deformable and DCN-LKA models); a smaller one (or ``tile=0``) is one tile. Models
 whose colour planes are independent batch items run plane by plane even then (a third of the
 memory, the same image).
+
+Alignment rule: a model that declares ``prealign`` (trained on globally aligned bursts) gets
+every frame moved onto the reference by the whole-pixel part of its measured global shift
+(:func:`~burstkpn.ops.align.align_whole_pixels`) before the network, unless the caller
+aligned them already (``aligned=True``: :func:`burstkpn.denoising.denoise_burst`, which has
+measured the shifts for its noise estimate).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from torch import nn
 from burstkpn.errors import InputError
 from burstkpn.inference.tiling import tiled_forward
 from burstkpn.models.traits import ModelTraits, model_traits
+from burstkpn.ops.align import align_whole_pixels
 from burstkpn.runtime import autocast, prepare_model, resolve_precision
 
 DEFAULT_TILE = 512  # px: the core size of one tile (denoise, deblur, benches)
@@ -44,7 +51,8 @@ class Runner:
     ``runner(burst, noise_map)`` -> the restored reference ``(B, C, H, W)`` float32, for a
     linear-light ``burst`` ``(B, N, C, H, W)`` whose ``N`` is what the model reads (see
     :meth:`frames_for`); ``tile``: core size in px (0: the whole image), ``margin``: context
-    per tile (default: the model's ``tile_margin``, else its receptive radius). ``device``
+    per tile (default: the model's ``tile_margin``, else its receptive radius); ``aligned``:
+    the frames of a ``prealign`` model are aligned already (module docstring). ``device``
     may be ``cuda`` where present; inputs are moved there and the result back."""
 
     def __init__(
@@ -99,10 +107,13 @@ class Runner:
         tile: int = DEFAULT_TILE,
         margin: int | None = None,
         progress: bool = False,
+        aligned: bool = False,
     ) -> torch.Tensor:
         if tile < 0:
             raise InputError(f"--tile must be 0 (the whole image) or a size in px, got {tile}")
         margin = self.traits.tile_margin if margin is None else margin
+        if self.traits.prealign and not aligned and burst.shape[1] > 1:
+            burst, _ = align_whole_pixels(burst)
         home = burst.device
         burst = burst.to(self.device)
         noise_map = None if noise_map is None else noise_map.to(self.device)

@@ -67,11 +67,12 @@ def kpn_family_traits(
     multiple: int,
     tile_margin: int | None = None,
     color: bool = False,
+    prealign: bool = False,
 ) -> ModelTraits:
     """KPN, MKPN and AME-KPN: a burst of ``num_frames`` (one frame: a single-image model);
     the tiler derives the margin from the receptive radius (``tile_margin=None``; an exported
     model gives the radius it was exported with); the colour variant sees the planes
-    together."""
+    together; ``prealign``: it reads globally aligned bursts."""
     return ModelTraits(
         kind="single" if num_frames == 1 else "burst",
         frames=int(num_frames),
@@ -80,6 +81,7 @@ def kpn_family_traits(
         max_offset=None,
         size_multiple=int(multiple),
         independent_channels=not color,
+        prealign=bool(prealign),
     )
 
 
@@ -88,7 +90,11 @@ def config_traits(args: dict) -> ModelTraits:
     widths = size_config(args["size"])["widths"]
     multiple = 2 ** (len(widths) - 1)
     return kpn_family_traits(
-        args["num_frames"], args["blind"], multiple, color=bool(args.get("color", False))
+        args["num_frames"],
+        args["blind"],
+        multiple,
+        color=bool(args.get("color", False)),
+        prealign=bool(args.get("prealign", False)),
     )
 
 
@@ -135,6 +141,13 @@ class KernelPredictionNet(nn.Module):
         color: the colour variant (module docstring): one network pass for R, G and B, kernels
             per frame and channel. Without it (the papers' way) the planes are separate batch
             items, so tiled inference may run them one at a time.
+        prealign: the network reads bursts aligned to the reference by whole pixels (the
+            runner moves every frame by the rounded global shift it measures) and is trained
+            on bursts whose frames are off by at most half a pixel, plus the paper's large
+            offsets as the motion alignment cannot fix. Our addition: with the paper's input
+            (every frame up to 2 px off) the cpu-size network learnt to rely on the reference
+            and blur the other frames, 4-6 dB below a plain mean on a static burst at Gain 1
+            (issue 22). It changes what the network is fed, not its weights' shapes.
     """
 
     COLORS = 3  # planes the colour variant sees together
@@ -153,6 +166,7 @@ class KernelPredictionNet(nn.Module):
         direct: bool = False,
         unit_kernels: bool = False,
         color: bool = False,
+        prealign: bool = False,
     ) -> None:
         super().__init__()
         if num_frames < 1:
@@ -169,6 +183,7 @@ class KernelPredictionNet(nn.Module):
         self.direct = direct
         self.unit_kernels = unit_kernels
         self.color = bool(color)
+        self.prealign = bool(prealign)
         self.independent_channels = not self.color
         k = self.planes
         in_ch = k * num_frames + (0 if blind else k)
@@ -194,7 +209,11 @@ class KernelPredictionNet(nn.Module):
     @property
     def traits(self) -> ModelTraits:
         return kpn_family_traits(
-            self.num_frames, self.blind, self.backbone.multiple, color=self.color
+            self.num_frames,
+            self.blind,
+            self.backbone.multiple,
+            color=self.color,
+            prealign=self.prealign,
         )
 
     def _init_heads(self) -> None:
@@ -371,6 +390,7 @@ def kpn(
     direct: bool = False,
     unit_kernels: bool = False,
     color: bool = False,
+    prealign: bool = False,
 ) -> KernelPredictionNet:
     """KPN (Mildenhall et al.): one K x K kernel per frame and pixel. ``num_frames=1`` gives
     the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one,
@@ -384,6 +404,7 @@ def kpn(
         direct=direct,
         unit_kernels=unit_kernels,
         color=color,
+        prealign=prealign,
     )
     model.config = {"name": "kpn", "kwargs": args}
     return model
@@ -397,6 +418,7 @@ def mkpn(
     blind: bool = False,
     unit_kernels: bool = False,
     color: bool = False,
+    prealign: bool = False,
 ) -> KernelPredictionNet:
     """MKPN (Marinč et al.): kernels of sizes 1, 3, 5, 7 and 9 per frame and pixel."""
     args = {**locals(), "kernel_sizes": [int(k) for k in kernel_sizes]}
@@ -407,6 +429,7 @@ def mkpn(
         blind=blind,
         unit_kernels=unit_kernels,
         color=color,
+        prealign=prealign,
     )
     model.config = {"name": "mkpn", "kwargs": args}
     return model
@@ -423,6 +446,7 @@ def ame_kpn(
     blind: bool = False,
     unit_kernels: bool = False,
     color: bool = False,
+    prealign: bool = False,
 ) -> KernelPredictionNet:
     """AME-KPN ([AME-KPN]). The three switches give Models 1-6 of Table 2; all on is the
     full AME-KPN (Model 6), all off is KPN (Model 1). ``color=True``: our colour variant."""
@@ -437,6 +461,7 @@ def ame_kpn(
         blind=blind,
         unit_kernels=unit_kernels,
         color=color,
+        prealign=prealign,
     )
     model.config = {"name": "ame_kpn", "kwargs": args}
     return model

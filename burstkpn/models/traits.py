@@ -29,7 +29,10 @@ class ModelTraits:
     ``blind``: the network takes no noise map. ``max_offset``: the farthest spatial sample of a
     deformable kernel in px (``None`` for others); clip models leave motion up to it unaligned.
     ``size_multiple``: the pooling grid the input is padded to. ``independent_channels``: colour
-    planes are separate batch items, so tiled inference may run them one at a time."""
+    planes are separate batch items, so tiled inference may run them one at a time.
+    ``prealign``: the network reads bursts whose frames were moved onto the reference by the
+    whole-pixel part of their global shift (it was trained on such bursts); the runner does it
+    (:func:`burstkpn.ops.align.align_whole_pixels`)."""
 
     kind: Kind
     frames: int
@@ -38,6 +41,7 @@ class ModelTraits:
     max_offset: float | None
     size_multiple: int
     independent_channels: bool
+    prealign: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -3,7 +3,13 @@ sub-pixel refinement (scikit-image ``phase_cross_correlation``, upsample factor 
 channel mean), then a cubic-spline shift
 (the result of ``scipy.ndimage.shift``, order 3, mirrored borders, computed in float32 torch as
 two separable FIR passes: :func:`spline_shift`). Meant for motion larger than the predicted
-kernels reach; the kernels handle the rest."""
+kernels reach; the kernels handle the rest.
+
+Models trained on globally aligned bursts (the ``prealign`` KPN models) read frames moved by
+whole pixels instead (:func:`shift_whole_pixels`, :func:`align_whole_pixels`): a whole-pixel
+move copies pixels, so independent noise stays independent and keeps its level (an
+interpolating shift low-passes it), and the at most half a pixel left is what their kernels
+learnt to compensate."""
 
 from __future__ import annotations
 
@@ -144,3 +150,43 @@ def apply_shifts(
 def align_frames(frames: torch.Tensor) -> torch.Tensor:
     """Align every frame ``(N, C, H, W)`` to frame 0 (see the module docstring)."""
     return apply_shifts(frames, estimate_shifts(frames))
+
+
+def mirror_index(index: torch.Tensor, size: int) -> torch.Tensor:
+    """``index`` folded into ``[0, size)`` by mirroring about the edge pixels (``d c b | a b c
+    d | c b a``, ``scipy.ndimage`` mode ``"mirror"``), for any distance outside."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * (size - 1)
+    index = index.remainder(period)
+    return torch.where(index >= size, period - index, index)
+
+
+def shift_whole_pixels(
+    frames: torch.Tensor, shifts: np.ndarray, *, inplace: bool = False
+) -> torch.Tensor:
+    """Every frame ``(N, C, H, W)`` moved by its shift ``(dy, dx)`` rounded to whole pixels
+    (``out[p] = x[p - shift]``, as :func:`apply_shifts`), borders mirrored: a copy of pixels,
+    equal to ``scipy.ndimage.shift(plane, rounded, order=0, mode="mirror")``."""
+    out = frames if inplace else frames.clone()
+    h, w = frames.shape[-2:]
+    for i, (dy, dx) in enumerate(np.rint(np.asarray(shifts, dtype=np.float64)).astype(int)):
+        if dy == 0 and dx == 0:
+            continue
+        rows = mirror_index(torch.arange(h, device=frames.device) - int(dy), h)
+        cols = mirror_index(torch.arange(w, device=frames.device) - int(dx), w)
+        out[i] = frames[i].index_select(-2, rows).index_select(-1, cols)
+    return out
+
+
+def align_whole_pixels(burst: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """A burst ``(B, N, C, H, W)`` (or ``(N, C, H, W)``) with every frame moved onto its
+    reference by the whole-pixel part of its estimated global shift (:func:`estimate_shifts`,
+    :func:`shift_whole_pixels`); returns the aligned copy and the rounded shifts ``(B, N, 2)``
+    (``(N, 2)`` for one burst)."""
+    if burst.ndim == 4:
+        aligned, shifts = align_whole_pixels(burst[None])
+        return aligned[0], shifts[0]
+    shifts = np.stack([np.rint(estimate_shifts(b)) for b in burst])
+    out = torch.stack([shift_whole_pixels(b, s) for b, s in zip(burst, shifts, strict=True)])
+    return out, shifts

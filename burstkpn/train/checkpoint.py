@@ -125,6 +125,17 @@ def _with_defaults(name: str, kwargs: dict) -> dict:
     return json.loads(json.dumps({**defaults, **kwargs}))
 
 
+# constructor kwargs that change what a model is fed, not its weights: --init may change them
+# (a model fine-tuned on globally aligned bursts starts from one trained on the paper's)
+INPUT_KWARGS = ("prealign",)
+
+
+def _weight_kwargs(name: str, kwargs: dict) -> dict:
+    """:func:`_with_defaults` without :data:`INPUT_KWARGS`."""
+    full = _with_defaults(name, kwargs)
+    return {k: v for k, v in full.items() if k not in INPUT_KWARGS}
+
+
 def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
     """The checkpoint behind ``--init`` (a shipped name or a path), checked against ``model``."""
     path = Path(init)
@@ -134,8 +145,8 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
             raise InputError(f"--init: no shipped weights '{init}' and no such file")
     meta = read_metadata(path)  # a clear error for a missing or foreign file
     built = model.config
-    if meta["name"] != built["name"] or _with_defaults(meta["name"], meta["kwargs"]) != (
-        _with_defaults(built["name"], built["kwargs"])
+    if meta["name"] != built["name"] or _weight_kwargs(meta["name"], meta["kwargs"]) != (
+        _weight_kwargs(built["name"], built["kwargs"])
     ):
         raise InputError(
             f"--init: '{path}' holds {meta['name']} {meta['kwargs']}, but this run builds "

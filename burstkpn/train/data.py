@@ -18,10 +18,17 @@ from burstkpn.data.datasets import (
     SyntheticNoisyPairs,
 )
 from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
-from burstkpn.data.degrade.synth import synthesize_burst
+from burstkpn.data.degrade.synth import (
+    ALIGNED_MOTION,
+    DEFAULT_MOTION,
+    MotionConfig,
+    synthesize_burst,
+)
 from burstkpn.data.degrade.video import burst_order, synthesize_clip
 from burstkpn.data.io.images import list_images, load_linear
 from burstkpn.data.sampling import match_channels
+from burstkpn.models.traits import traits_from_config
+from burstkpn.ops.align import align_whole_pixels
 from burstkpn.train.config import TrainConfig
 
 VAL_LEVELS = ("gain1", "gain2", "gain3", "gain4")
@@ -100,6 +107,18 @@ def _noise_ranges(cfg: TrainConfig) -> dict:
     return out
 
 
+def prealigned(cfg: TrainConfig) -> bool:
+    """Whether the run's model reads globally aligned bursts (its ``prealign`` trait)."""
+    return traits_from_config(cfg.model, {"size": cfg.size, **cfg.model_kwargs}).prealign
+
+
+def burst_motion(cfg: TrainConfig) -> MotionConfig:
+    """The misalignment of the training bursts: the paper's, or for a ``prealign`` model what
+    the whole-pixel alignment before it leaves (:data:`~burstkpn.data.degrade.synth.
+    ALIGNED_MOTION`)."""
+    return ALIGNED_MOTION if prealigned(cfg) else DEFAULT_MOTION
+
+
 def make_train_dataset(cfg: TrainConfig) -> Dataset:
     """Item ``i`` is the ``i``-th sample of the run (step s uses ``[s * batch, (s + 1) *
     batch)``), each drawn from its own seeded generator."""
@@ -134,6 +153,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
         length=max(cfg.steps, 1) * cfg.batch_size,
         seed=cfg.seed,
         channels=cfg.channels,
+        motion=burst_motion(cfg),
         **_noise_ranges(cfg),
         exposure_range=None
         if cfg.exposure_range is None
@@ -166,7 +186,8 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
     """A small fixed validation set: ``val_bursts`` bursts from the validation photos, cycling
     through Gain 1-4, seeded independently of the training seed. For the denoise / deblur tasks:
     ``val_bursts`` fixed synthetic pairs (``val_patch`` px) from the validation photos, whatever
-    the training data, scored as one PSNR."""
+    the training data, scored as one PSNR. Bursts have the paper's misalignment; a
+    ``prealign`` model gets them aligned by whole pixels, as the runner feeds it."""
     if cfg.task in ("denoise", "deblur"):
         pairs = _synthetic_pairs(
             cfg, cfg.val_data, cfg.val_patch, cfg.val_bursts, 10_000, augment=False
@@ -176,6 +197,7 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
         return _video_val_set(cfg)
     refs = list_images(cfg.val_data)
     images = [match_channels(load_linear(r), 3) for r in refs]
+    align = prealigned(cfg)
     out = []
     for i in range(cfg.val_bursts):
         level = VAL_LEVELS[i % len(VAL_LEVELS)]
@@ -187,10 +209,14 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
             patch_size=cfg.val_patch,
             noise=level,
         )
+        # the paper's misalignment whatever the model, so the curve of a run that switches
+        # to ``prealign`` stays on the same bursts; a prealign model reads them aligned, as the
+        # runner feeds it
+        noisy = align_whole_pixels(burst.noisy)[0] if align else burst.noisy
         out.append(
             {
                 "level": level,
-                "noisy": burst.noisy,
+                "noisy": noisy,
                 "noise_map": burst.noise_map,
                 "clean": burst.clean,
             }

@@ -106,3 +106,28 @@ def test_missing_shipped_weights_are_a_skip_note(tmp_path, monkeypatch):
     assert model is None and "dcn_lka_deblur" in note
     with pytest.raises(InputError, match="no shipped weights"):
         resolve_model("kpn")
+
+
+def test_runner_aligns_the_frames_of_a_prealign_model_by_whole_pixels():
+    """A model that declares prealign reads its burst moved onto the reference by whole
+    pixels; ``aligned=True`` (the caller did it) skips that; other models read it as given."""
+    from burstkpn.ops.align import align_whole_pixels, shift_whole_pixels
+
+    torch.manual_seed(0)
+    g = gen(2)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 48, 48, generator=g), 3, 1, 1)
+    moves = torch.tensor([[0, 0], [3, -2], [-4, 1], [2, 5]], dtype=torch.float64).numpy()
+    burst = torch.stack([shift_whole_pixels(scene, -m[None])[0] for m in moves])[None]
+    burst = burst + 0.01 * torch.randn(burst.shape, generator=g)
+    nmap = torch.full((1, 3, 48, 48), 0.01)
+    model = create_model("ame_kpn", "tiny", num_frames=4, prealign=True)
+    runner = Runner(model, precision="fp32")
+    assert runner.traits.prealign
+    aligned, shifts = align_whole_pixels(burst)
+    assert (shifts[0] == moves).all()
+    out = runner(burst, nmap, tile=0)
+    assert torch.allclose(out, runner(aligned, nmap, tile=0, aligned=True), atol=1e-6)
+    assert not torch.allclose(out, runner(burst, nmap, tile=0, aligned=True), atol=1e-4)
+    plain = Runner(create_model("ame_kpn", "tiny", num_frames=4), precision="fp32")
+    plain.model.load_state_dict(model.state_dict())
+    assert torch.allclose(plain(burst, nmap, tile=0), runner(burst, nmap, tile=0, aligned=True))

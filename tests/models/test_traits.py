@@ -108,7 +108,9 @@ def test_declared_kinds():
     }
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [("deform3d", {"tau": 1}), ("kpn", {})])
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("deform3d", {"tau": 1}), ("kpn", {}), ("ame_kpn", {"prealign": True})]
+)
 def test_traits_from_a_checkpoint_equal_the_built_model(name, kwargs, tmp_path):
     model = create_model(name, "tiny", **kwargs)
     path = save_model(model, tmp_path / f"{name}.safetensors", step=1)

@@ -76,3 +76,59 @@ def test_subpixel_shifts_on_the_window():
     frames = apply_shifts(canvas[None].expand(3, -1, -1, -1).clone(), -truth)
     for window in (None, 700):
         assert np.abs(estimate_shifts(frames, window=window) - truth).max() <= 0.1, window
+
+
+# ---------------------------------------------------------------- whole-pixel alignment
+def test_mirror_index_folds_any_distance_like_scipy_mirror():
+    from scipy.ndimage import shift as nd_shift
+
+    from burstkpn.ops.align import mirror_index
+
+    line = np.arange(5.0)
+    for s in (-13, -4, -1, 0, 2, 7, 12):
+        expected = nd_shift(line, s, order=0, mode="mirror")
+        got = line[mirror_index(torch.arange(5) - s, 5).numpy()]
+        assert np.array_equal(got, expected), s
+    assert mirror_index(torch.tensor([-3, 0, 4]), 1).tolist() == [0, 0, 0]
+
+
+def test_shift_whole_pixels_copies_pixels_as_scipy_and_the_spline_shift_do():
+    from scipy.ndimage import shift as nd_shift
+
+    from burstkpn.ops.align import apply_shifts, shift_whole_pixels
+
+    frames = torch.rand(3, 2, 40, 36, generator=torch.Generator().manual_seed(3))
+    shifts = np.array([[0.0, 0.0], [3.4, -2.6], [-7.0, 5.0]])
+    out = shift_whole_pixels(frames, shifts)
+    rounded = np.rint(shifts)
+    for f, s, o in zip(frames, rounded, out, strict=True):
+        for p, q in zip(f, o, strict=True):
+            assert np.array_equal(q.numpy(), nd_shift(p.numpy(), s, order=0, mode="mirror"))
+    # a whole-pixel count is what the cubic spline gives for it too
+    assert torch.allclose(out, apply_shifts(frames, rounded), atol=1e-5)
+    assert torch.equal(out[0], frames[0])  # unshifted frames are untouched
+    assert torch.equal(frames, frames.clone())  # not in place by default
+    # the noise of a shifted frame keeps its level (a copy), unlike an interpolating shift
+    noise = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+    moved = shift_whole_pixels(noise, np.array([[0.0, 0.0], [0.4, 0.4]]))
+    assert torch.equal(moved[1], noise[1])  # rounds to no move
+    half = apply_shifts(noise, np.array([[0.0, 0.0], [0.5, 0.5]]))
+    assert half[1].std() < 0.9 * noise[1].std()
+
+
+def test_align_whole_pixels_finds_and_undoes_whole_pixel_motion():
+    from burstkpn.ops.align import align_whole_pixels, shift_whole_pixels
+
+    g = torch.Generator().manual_seed(5)
+    base = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 96, 96, generator=g), 3, 1, 1)[0]
+    truth = np.array([[0, 0], [4, -3], [-6, 2], [1, 7]], dtype=np.float64)
+    # frame i shows the scene moved by -truth[i]; moving it by truth[i] brings it back
+    frames = torch.stack([shift_whole_pixels(base[None], -t[None])[0] for t in truth])
+    aligned, shifts = align_whole_pixels(frames[None])
+    assert shifts.shape == (1, 4, 2)
+    assert np.array_equal(shifts[0], truth)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    for frame in aligned[0]:
+        assert torch.equal(frame[inner[1:]], base[inner[1:]])
+    one, one_shifts = align_whole_pixels(frames)  # one burst (N, C, H, W)
+    assert one.shape == frames.shape and one_shifts.shape == (4, 2)

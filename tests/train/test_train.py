@@ -441,3 +441,38 @@ def test_colour_variant_trains_on_rgb_bursts(tmp_path, photo_folder):
     grey = TrainConfig.from_dict({"model_kwargs": {"color": True}, "channels": 1, "steps": 1})
     with pytest.raises(InputError, match="RGB bursts"):
         train(grey, tmp_path / "grey", progress=False)
+
+
+def test_prealign_trains_on_aligned_motion_and_starts_from_unaligned_weights(
+    tmp_path, photo_folder
+):
+    """A prealign model trains on bursts whose neighbours are within half a pixel
+    (ALIGNED_MOTION; the large offsets kept), validates on the usual bursts aligned by whole
+    pixels, and --init may start it from weights trained without it (same weights' shapes)."""
+    from burstkpn.data.degrade.synth import ALIGNED_MOTION, DEFAULT_MOTION
+    from burstkpn.models import read_metadata
+    from burstkpn.ops.align import align_whole_pixels
+    from burstkpn.train import make_train_dataset
+    from burstkpn.train.data import make_val_set
+
+    base = dict(data=str(photo_folder), task="burst", steps=2, batch_size=2, patch_size=32)
+    assert make_train_dataset(TrainConfig.from_dict(base)).motion == DEFAULT_MOTION
+    cfg = TrainConfig.from_dict({**base, "model_kwargs": {"prealign": True}})
+    assert make_train_dataset(cfg).motion == ALIGNED_MOTION
+    assert ALIGNED_MOTION.max_small == 2 and ALIGNED_MOTION.max_large == DEFAULT_MOTION.max_large
+    val = dict(val_data=str(photo_folder), val_bursts=2, val_patch=32)
+    plain = make_val_set(TrainConfig.from_dict({**base, **val}))
+    aligned = make_val_set(TrainConfig.from_dict({**base, **val, "model_kwargs": cfg.model_kwargs}))
+    for p, a in zip(plain, aligned, strict=True):
+        assert torch.equal(a["noisy"], align_whole_pixels(p["noisy"])[0])
+        assert torch.equal(a["clean"], p["clean"])
+
+    common = [*TINY, "--data", str(photo_folder), "--ckpt-every", "2"]
+    first = tmp_path / "first"
+    main(["train", *common, "--steps", "2", "--out", str(first), "--quiet"])
+    run = tmp_path / "run"
+    main(
+        ["train", *common, "--steps", "3", "--model-kwargs", '{"prealign": true}']
+        + ["--init", str(first / "last.safetensors"), "--out", str(run), "--quiet"]
+    )
+    assert read_metadata(run / "last.safetensors")["kwargs"]["prealign"] is True

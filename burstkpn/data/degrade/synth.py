@@ -58,6 +58,10 @@ class MotionConfig:
 
 
 DEFAULT_MOTION = MotionConfig()
+# What a global alignment by whole pixels leaves (models that declare ``prealign``): every
+# neighbour within half an output pixel (2 full-resolution px before the 4x box), the large
+# offsets kept, as the motion such an alignment cannot fix (local motion, a failed estimate)
+ALIGNED_MOTION = MotionConfig(max_small=2)
 
 
 @dataclass
