@@ -65,6 +65,13 @@ def main() -> None:
     ap.add_argument(
         "--table", action="store_true", help="also print the validation rows as markdown"
     )
+    ap.add_argument(
+        "--mark",
+        action="append",
+        default=[],
+        metavar="STEP:LABEL",
+        help="a vertical line at STEP (a recipe change), repeatable",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.levels:
@@ -90,6 +97,9 @@ def main() -> None:
         ax.set_ylim(min(values) - 0.5, max(values) + 0.5)  # the lines always in view
         ax.axhline(levels["bm3d"][level], color="grey", ls="--", lw=1, label="BM3D (reference)")
         ax.axhline(levels["align_bm3d"][level], color="black", ls=":", lw=1.2, label="align + BM3D")
+        for mark in args.mark:
+            step, _, label = mark.partition(":")
+            ax.axvline(int(step), color="tab:red", ls="-.", lw=1, label=label or None)
         ax.set_title(level.replace("gain", "Gain "))
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

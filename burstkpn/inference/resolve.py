@@ -24,7 +24,7 @@ from burstkpn.models.factory import (
     load_pretrained,
     trained_steps,
 )
-from burstkpn.models.traits import traits_from_config
+from burstkpn.models.traits import model_traits, traits_from_config
 
 TASKS = ("denoise", "deblur")
 
@@ -77,8 +77,10 @@ def try_resolve(name: str, task: str | None = None) -> tuple[nn.Module | None, s
 
 
 def describe(name: str, model: nn.Module, task: str | None = None) -> str:
-    """``shipped weights NAME (S training steps)``: the note a bench prints for a model."""
+    """``shipped weights NAME (S training steps)``: the note a bench prints for a model (and
+    that the runner aligns its frames, for a ``prealign`` model)."""
     steps = trained_steps(getattr(model, "card", None) or {})
     shipped = weights_name(name, task) if task and name in list_models() else name
     label = f"shipped weights {shipped}" if shipped != name else "shipped weights"
-    return f"{label} ({'?' if steps is None else steps} training steps)"
+    aligned = "; frames aligned by whole pixels first" if model_traits(model).prealign else ""
+    return f"{label} ({'?' if steps is None else steps} training steps{aligned})"

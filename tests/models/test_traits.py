@@ -152,8 +152,9 @@ def test_onnx_model_declares_the_traits_of_its_source(tmp_path, monkeypatch):
     from burstkpn.export import OnnxModel
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    model = create_model("ame_kpn", "tiny", num_frames=4)
-    runner = OnnxModel(model, threads=1)
-    assert_old_guesses(runner, model_traits(runner))
-    expected = dataclasses.replace(model_traits(model), tile_margin=runner.tile_margin)
-    assert model_traits(runner) == expected
+    for prealign in (False, True):
+        model = create_model("ame_kpn", "tiny", num_frames=4, prealign=prealign)
+        runner = OnnxModel(model, threads=1)
+        assert_old_guesses(runner, model_traits(runner))
+        expected = dataclasses.replace(model_traits(model), tile_margin=runner.tile_margin)
+        assert model_traits(runner) == expected and expected.prealign == prealign

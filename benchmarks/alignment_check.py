@@ -1,0 +1,86 @@
+"""How much of a burst a model uses: PSNR per gain on a burst test set, with and without the
+whole-pixel alignment, and on static bursts against their plain mean.
+
+For every model (a shipped name or a ``.safetensors`` checkpoint) and every burst of
+``TESTSET`` (``burstkpn make-testset``; the first ``--limit`` images, all gains):
+
+- ``as given``: the network on the burst as synthesised (every neighbour up to 2 px off, some
+  up to 16 px: [AME-KPN] section 3.1), no alignment;
+- ``aligned``: the network on the burst moved onto its reference by the whole-pixel part of the
+  measured global shifts (:func:`burstkpn.ops.align.align_whole_pixels`; what the runner does
+  for ``prealign`` models);
+- ``static``: the clean reference repeated 8 times with fresh noise of the burst's level (seeded),
+  the network against the plain mean of the 8 frames (which is what an ideal burst denoiser
+  beats on a static scene).
+
+Usage::
+
+    python benchmarks/alignment_check.py TESTSET --limit 14 ame_kpn path/to/other.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from burstkpn.data.degrade.noise import estimate_noise_map
+from burstkpn.data.testsets.burst import TestSet
+from burstkpn.evaluation import select_entries
+from burstkpn.inference import Runner, resolve_model
+from burstkpn.metrics import psnr
+from burstkpn.ops.align import align_whole_pixels
+
+GAINS = ("gain1", "gain2", "gain3", "gain4")
+
+
+def static_burst(clean: torch.Tensor, sigma_r: float, sigma_s: float, seed: int) -> torch.Tensor:
+    """``(1, 8, C, H, W)``: the clean image ``(C, H, W)`` 8 times, each with its own noise."""
+    g = torch.Generator().manual_seed(seed)
+    burst = clean[None].repeat(8, 1, 1, 1)
+    std = (sigma_r**2 + sigma_s * burst.clamp(min=0)).sqrt()
+    return (burst + std * torch.randn(burst.shape, generator=g))[None]
+
+
+def check(runner: Runner, testset: TestSet, limit: int | None) -> dict[str, dict[str, float]]:
+    rows: dict[tuple[str, str], list[float]] = {}
+
+    def add(key: str, level: str, value) -> None:
+        rows.setdefault((key, level), []).append(float(value))
+
+    for i, entry in enumerate(select_entries(testset, limit)):
+        item, level = testset.load(entry), entry["level"]
+        add("noisy reference", level, psnr(item.noisy[:, 0], item.clean))
+        add("as given", level, psnr(runner(item.noisy, item.noise_map, aligned=True), item.clean))
+        aligned = align_whole_pixels(item.noisy)[0]
+        add("aligned", level, psnr(runner(aligned, item.noise_map, aligned=True), item.clean))
+        sr, ss = float(entry["sigma_r"]), float(entry["sigma_s"])
+        static = static_burst(item.clean[0], sr, ss, seed=i)
+        nmap = estimate_noise_map(static[:, 0], sr, ss)
+        add("static: mean of 8", level, psnr(static.mean(1), item.clean))
+        add("static: model", level, psnr(runner(static, nmap, aligned=True), item.clean))
+    keys = dict.fromkeys(k for k, _ in rows)
+    return {k: {g: float(np.mean(rows[(k, g)])) for g in GAINS if (k, g) in rows} for k in keys}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("testset", help="a burst test set folder (burstkpn make-testset)")
+    ap.add_argument("models", nargs="+", help="shipped names or .safetensors checkpoints")
+    ap.add_argument("--limit", type=int, default=None, help="the first N images")
+    ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    testset = TestSet(args.testset)
+    print("| model | burst | " + " | ".join(g.replace("gain", "Gain ") for g in GAINS) + " |")
+    print("|---|---|" + "---|" * len(GAINS))
+    for name in args.models:
+        runner = Runner(resolve_model(name, "denoise"), precision=args.precision)
+        for key, values in check(runner, testset, args.limit).items():
+            cells = " | ".join(f"{values[g]:.2f}" for g in GAINS)
+            print(f"| {name} | {key} | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
