@@ -93,6 +93,10 @@ class TrainConfig:
     camera_fraction: float = 0.0
     camera_jpeg: list | None = field(default_factory=lambda: [70, 95])
     camera_noise_scale: float = 1 / 3  # raw noise of camera items (development amplifies ~3x)
+    # bursts: Gaussian blur (sigma, px of the photo) before the full mode's 4x box, so that
+    # sub-pixel neighbours are translates of the reference (data/degrade/synth.py band_limit);
+    # 0: the paper's plain box
+    burst_prefilter: float = 0.0
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -117,6 +121,8 @@ class TrainConfig:
             raise InputError("threads, prefetch and warmup_steps must be non-negative")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
+        if not float(self.burst_prefilter) >= 0.0:
+            raise InputError(f"burst_prefilter must be >= 0, got {self.burst_prefilter}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name, rng in (

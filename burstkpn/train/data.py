@@ -161,6 +161,7 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
         camera_fraction=float(cfg.camera_fraction),
         camera_jpeg=None if cfg.camera_jpeg is None else tuple(int(q) for q in cfg.camera_jpeg),
         camera_noise_scale=float(cfg.camera_noise_scale),
+        prefilter=float(cfg.burst_prefilter),
     )
 
 

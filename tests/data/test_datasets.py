@@ -117,3 +117,39 @@ def test_camera_items(photo_folder, channels):
         SyntheticBurstDataset(photo_folder, **kw, camera_fraction=1.5)
     with pytest.raises(InputError, match="camera_jpeg"):
         SyntheticBurstDataset(photo_folder, **kw, camera_jpeg=(95, 70))
+
+
+def test_band_limit_makes_subpixel_neighbours_translates_of_the_reference():
+    """Box-downsampled at a quarter-pixel offset, a sharp image is not a translate of its
+    zero-offset cut (aliasing); after a Gaussian prefilter it nearly is."""
+    import torch.nn.functional as F
+
+    from burstkpn.data.degrade.synth import band_limit
+    from burstkpn.ops.align import spline_shift
+
+    image = torch.rand(1, 300, 300, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(band_limit(image, 0.0), image)
+
+    def mismatch(img: torch.Tensor) -> float:
+        cut = img[:, 20:276, 20:276]
+        ref = F.avg_pool2d(cut[None], 4)[0]
+        moved = F.avg_pool2d(img[None, :, 21:277, 22:278], 4)[0]  # (1/4, 2/4) px off
+        back = spline_shift(moved, (0.25, 0.5))
+        return float((back - ref)[..., 6:-6, 6:-6].pow(2).mean().sqrt() / ref.mean())
+
+    plain, filtered = mismatch(image), mismatch(band_limit(image, 3.0))
+    assert plain > 0.02 and filtered < 0.2 * plain
+
+
+def test_prefilter_changes_only_the_picture_not_the_draws(photo_folder):
+    kw = dict(patch_size=12, num_frames=4, length=3, seed=2, mode="full")
+    plain = SyntheticBurstDataset(photo_folder, **kw)
+    again = SyntheticBurstDataset(photo_folder, **kw, prefilter=0.0)
+    soft = SyntheticBurstDataset(photo_folder, **kw, prefilter=2.0)
+    for i in range(3):
+        a, b, c = plain[i], again[i], soft[i]
+        assert torch.equal(a["noisy"], b["noisy"])
+        assert torch.equal(a["offsets"], c["offsets"]) and a["sigma_r"] == c["sigma_r"]
+        assert not torch.equal(a["clean"], c["clean"])
+    with pytest.raises(InputError, match="prefilter"):
+        SyntheticBurstDataset(photo_folder, **kw, prefilter=-1.0)

@@ -476,3 +476,14 @@ def test_prealign_trains_on_aligned_motion_and_starts_from_unaligned_weights(
         + ["--init", str(first / "last.safetensors"), "--out", str(run), "--quiet"]
     )
     assert read_metadata(run / "last.safetensors")["kwargs"]["prealign"] is True
+
+
+def test_burst_prefilter_reaches_the_burst_dataset(photo_folder):
+    from burstkpn.train import make_train_dataset
+
+    base = dict(data=str(photo_folder), task="burst", steps=2, batch_size=2, patch_size=32)
+    assert make_train_dataset(TrainConfig.from_dict(base)).prefilter == 0.0
+    cfg = TrainConfig.from_dict({**base, "burst_prefilter": 2.0})
+    assert make_train_dataset(cfg).prefilter == 2.0
+    with pytest.raises(InputError, match="burst_prefilter"):
+        TrainConfig.from_dict({**base, "burst_prefilter": -1}).validate()
