@@ -13,6 +13,10 @@ For every model (a shipped name or a ``.safetensors`` checkpoint) and every burs
   the network against the plain mean of the 8 frames (which is what an ideal burst denoiser
   beats on a static scene).
 
+``--balance`` also prints the eq. (4) balance of AME-KPN models on the static bursts: the
+reference's and the neighbours' kernel sums, sigmoid weights W and centre taps (means over
+pixels, channels and bursts of each gain).
+
 Usage::
 
     python benchmarks/alignment_check.py TESTSET --limit 14 ame_kpn path/to/other.safetensors
@@ -43,7 +47,26 @@ def static_burst(clean: torch.Tensor, sigma_r: float, sigma_s: float, seed: int)
     return (burst + std * torch.randn(burst.shape, generator=g))[None]
 
 
-def check(runner: Runner, testset: TestSet, limit: int | None) -> dict[str, dict[str, float]]:
+def balance(runner: Runner, burst: torch.Tensor, nmap: torch.Tensor) -> dict[str, float]:
+    """Eq. (4) inside a kernel model on ``burst``: reference / neighbour kernel sums, W and
+    centre taps."""
+    aux = runner.forward(burst, nmap, return_aux=True).aux
+    k, w = aux["kernels"].float(), aux.get("weights")  # (B, N, C, T, H, W), (B, N, C, H, W)
+    centre = k.shape[3] // 2
+    out = {
+        "ref kernel sum": k[:, 0].sum(2).mean(),
+        "nbr kernel sum": k[:, 1:].sum(3).mean(),
+        "ref centre tap": k[:, 0, :, centre].mean(),
+        "nbr centre tap": k[:, 1:, :, centre].mean(),
+    }
+    if w is not None:
+        out |= {"ref W": w[:, 0].float().mean(), "nbr W": w[:, 1:].float().mean()}
+    return {key: float(v) for key, v in out.items()}
+
+
+def check(
+    runner: Runner, testset: TestSet, limit: int | None, with_balance: bool = False
+) -> dict[str, dict[str, float]]:
     rows: dict[tuple[str, str], list[float]] = {}
 
     def add(key: str, level: str, value) -> None:
@@ -60,6 +83,9 @@ def check(runner: Runner, testset: TestSet, limit: int | None) -> dict[str, dict
         nmap = estimate_noise_map(static[:, 0], sr, ss)
         add("static: mean of 8", level, psnr(static.mean(1), item.clean))
         add("static: model", level, psnr(runner(static, nmap, aligned=True), item.clean))
+        if with_balance:
+            for key, value in balance(runner, static, nmap).items():
+                add(f"static: {key}", level, value)
     keys = dict.fromkeys(k for k, _ in rows)
     return {k: {g: float(np.mean(rows[(k, g)])) for g in GAINS if (k, g) in rows} for k in keys}
 
@@ -70,6 +96,7 @@ def main() -> None:
     ap.add_argument("models", nargs="+", help="shipped names or .safetensors checkpoints")
     ap.add_argument("--limit", type=int, default=None, help="the first N images")
     ap.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    ap.add_argument("--balance", action="store_true", help="eq. (4) balance on static bursts")
     args = ap.parse_args()
     torch.set_num_threads(1)
     testset = TestSet(args.testset)
@@ -77,7 +104,7 @@ def main() -> None:
     print("|---|---|" + "---|" * len(GAINS))
     for name in args.models:
         runner = Runner(resolve_model(name, "denoise"), precision=args.precision)
-        for key, values in check(runner, testset, args.limit).items():
+        for key, values in check(runner, testset, args.limit, args.balance).items():
             cells = " | ".join(f"{values[g]:.2f}" for g in GAINS)
             print(f"| {name} | {key} | {cells} |", flush=True)
 
