@@ -171,10 +171,16 @@ def shift_whole_pixels(
     out = frames if inplace else frames.clone()
     h, w = frames.shape[-2:]
     for i, (dy, dx) in enumerate(np.rint(np.asarray(shifts, dtype=np.float64)).astype(int)):
+        dy, dx = int(dy), int(dx)
         if dy == 0 and dx == 0:
             continue
-        rows = mirror_index(torch.arange(h, device=frames.device) - int(dy), h)
-        cols = mirror_index(torch.arange(w, device=frames.device) - int(dx), w)
+        if 2 * abs(dy) < h and 2 * abs(dx) < w:  # a crop padded back by reflection
+            kept = frames[i, :, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+            pad = (max(0, dx), max(0, -dx), max(0, dy), max(0, -dy))
+            out[i] = F.pad(kept, pad, mode="reflect")
+            continue
+        rows = mirror_index(torch.arange(h, device=frames.device) - dy, h)
+        cols = mirror_index(torch.arange(w, device=frames.device) - dx, w)
         out[i] = frames[i].index_select(-2, rows).index_select(-1, cols)
     return out
 

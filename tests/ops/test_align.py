@@ -107,6 +107,15 @@ def test_shift_whole_pixels_copies_pixels_as_scipy_and_the_spline_shift_do():
     # a whole-pixel count is what the cubic spline gives for it too
     assert torch.allclose(out, apply_shifts(frames, rounded), atol=1e-5)
     assert torch.equal(out[0], frames[0])  # unshifted frames are untouched
+    # shifts of half a frame or more fold back more than once (the indexed path)
+    small = frames[:2, :, :12, :10]
+    far = np.array([[9.0, -8.0], [-13.0, 21.0]])
+    for f, s, o in zip(small, far, shift_whole_pixels(small, far), strict=True):
+        for p, q in zip(f, o, strict=True):
+            assert np.array_equal(q.numpy(), nd_shift(p.numpy(), s, order=0, mode="mirror"))
+    inplace = frames.clone()
+    assert torch.equal(shift_whole_pixels(inplace, shifts, inplace=True), out)
+    assert torch.equal(inplace, out)
     assert torch.equal(frames, frames.clone())  # not in place by default
     # the noise of a shifted frame keeps its level (a copy), unlike an interpolating shift
     noise = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(4))
