@@ -97,6 +97,10 @@ class TrainConfig:
     # sub-pixel neighbours are translates of the reference (data/degrade/synth.py band_limit);
     # 0: the paper's plain box
     burst_prefilter: float = 0.0
+    # bursts: the Poisson mean of the number of neighbours cut far off (up to 16 output px,
+    # frames a global alignment cannot fix: local motion, a failed estimate; [AME-KPN] section
+    # 3.1 uses 1.5); None: that default
+    large_motion_lambda: float | None = None
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -123,6 +127,8 @@ class TrainConfig:
             raise InputError(f"precision must be auto, bf16 or fp32, got '{self.precision}'")
         if not float(self.burst_prefilter) >= 0.0:
             raise InputError(f"burst_prefilter must be >= 0, got {self.burst_prefilter}")
+        if self.large_motion_lambda is not None and not float(self.large_motion_lambda) >= 0.0:
+            raise InputError(f"large_motion_lambda must be >= 0, got {self.large_motion_lambda}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name, rng in (

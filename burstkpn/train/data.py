@@ -4,6 +4,7 @@ indices, the fixed validation set, and background prefetching."""
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 
@@ -115,8 +116,12 @@ def prealigned(cfg: TrainConfig) -> bool:
 def burst_motion(cfg: TrainConfig) -> MotionConfig:
     """The misalignment of the training bursts: the paper's, or for a ``prealign`` model what
     the whole-pixel alignment before it leaves (:data:`~burstkpn.data.degrade.synth.
-    ALIGNED_MOTION`)."""
-    return ALIGNED_MOTION if prealigned(cfg) else DEFAULT_MOTION
+    ALIGNED_MOTION`), with ``large_motion_lambda`` replacing the rate of far-off neighbours
+    where set."""
+    motion = ALIGNED_MOTION if prealigned(cfg) else DEFAULT_MOTION
+    if cfg.large_motion_lambda is not None:
+        motion = dataclasses.replace(motion, poisson_lambda=float(cfg.large_motion_lambda))
+    return motion
 
 
 def make_train_dataset(cfg: TrainConfig) -> Dataset:

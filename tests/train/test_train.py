@@ -487,3 +487,26 @@ def test_burst_prefilter_reaches_the_burst_dataset(photo_folder):
     assert make_train_dataset(cfg).prefilter == 2.0
     with pytest.raises(InputError, match="burst_prefilter"):
         TrainConfig.from_dict({**base, "burst_prefilter": -1}).validate()
+
+
+def test_large_motion_lambda_sets_the_rate_of_far_off_neighbours(photo_folder):
+    """large_motion_lambda replaces the Poisson mean of far-off neighbours (the rest of the
+    motion model kept); 0 gives bursts whose every neighbour is within max_small."""
+    from burstkpn.data.degrade.synth import ALIGNED_MOTION, sample_offsets
+    from burstkpn.train import make_train_dataset
+
+    base = dict(data=str(photo_folder), task="burst", steps=2, batch_size=2, patch_size=32)
+    cfg = TrainConfig.from_dict(
+        {**base, "model_kwargs": {"prealign": True}, "large_motion_lambda": 0.5}
+    )
+    motion = make_train_dataset(cfg).motion
+    assert motion.poisson_lambda == 0.5
+    assert motion.max_small == ALIGNED_MOTION.max_small
+    assert motion.max_large == ALIGNED_MOTION.max_large
+    none = make_train_dataset(TrainConfig.from_dict({**base, "large_motion_lambda": 0.0})).motion
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        offsets, large = sample_offsets(8, g, none)
+        assert not large.any() and offsets.abs().max() <= none.max_small
+    with pytest.raises(InputError, match="large_motion_lambda"):
+        TrainConfig.from_dict({**base, "large_motion_lambda": -1}).validate()
