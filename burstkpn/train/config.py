@@ -101,6 +101,9 @@ class TrainConfig:
     # frames a global alignment cannot fix: local motion, a failed estimate; [AME-KPN] section
     # 3.1 uses 1.5); None: that default
     large_motion_lambda: float | None = None
+    # bursts: the probability that a neighbour shows a moving object (a region out of register
+    # after the global alignment; data/degrade/synth.py MotionConfig.local_prob); 0: off
+    local_motion_prob: float = 0.0
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -129,6 +132,8 @@ class TrainConfig:
             raise InputError(f"burst_prefilter must be >= 0, got {self.burst_prefilter}")
         if self.large_motion_lambda is not None and not float(self.large_motion_lambda) >= 0.0:
             raise InputError(f"large_motion_lambda must be >= 0, got {self.large_motion_lambda}")
+        if not 0.0 <= float(self.local_motion_prob) <= 1.0:
+            raise InputError(f"local_motion_prob must be in [0, 1], got {self.local_motion_prob}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name, rng in (

@@ -117,10 +117,12 @@ def burst_motion(cfg: TrainConfig) -> MotionConfig:
     """The misalignment of the training bursts: the paper's, or for a ``prealign`` model what
     the whole-pixel alignment before it leaves (:data:`~burstkpn.data.degrade.synth.
     ALIGNED_MOTION`), with ``large_motion_lambda`` replacing the rate of far-off neighbours
-    where set."""
+    where set and ``local_motion_prob`` adding moving objects."""
     motion = ALIGNED_MOTION if prealigned(cfg) else DEFAULT_MOTION
     if cfg.large_motion_lambda is not None:
         motion = dataclasses.replace(motion, poisson_lambda=float(cfg.large_motion_lambda))
+    if cfg.local_motion_prob > 0:
+        motion = dataclasses.replace(motion, local_prob=float(cfg.local_motion_prob))
     return motion
 
 

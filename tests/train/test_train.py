@@ -510,3 +510,9 @@ def test_large_motion_lambda_sets_the_rate_of_far_off_neighbours(photo_folder):
         assert not large.any() and offsets.abs().max() <= none.max_small
     with pytest.raises(InputError, match="large_motion_lambda"):
         TrainConfig.from_dict({**base, "large_motion_lambda": -1}).validate()
+    local = TrainConfig.from_dict({**cfg.__dict__, "local_motion_prob": 0.25})
+    dataset = make_train_dataset(local)
+    assert dataset.motion.local_prob == 0.25 and dataset.motion.poisson_lambda == 0.5
+    assert dataset[0]["noisy"].shape == make_train_dataset(cfg)[0]["noisy"].shape
+    with pytest.raises(InputError, match="local_motion_prob"):
+        TrainConfig.from_dict({**base, "local_motion_prob": 1.5}).validate()

@@ -55,6 +55,11 @@ class MotionConfig:
     max_large: int = 64
     poisson_lambda: float = 1.5
     downsample: int = 4
+    # local motion (ours, not the paper's): the probability that a neighbour shows a moving
+    # object, a rectangle of 1/8 to 1/2 of the patch side holding the frame's own content from
+    # another place of the patch (what a global alignment leaves: most pixels in register, a
+    # region not); 0: off, and the random stream is that of the paper's recipe
+    local_prob: float = 0.0
 
 
 DEFAULT_MOTION = MotionConfig()
@@ -76,6 +81,9 @@ class BurstGeometry:
     downsample: int
     offsets: torch.Tensor  # (N, 2) int64, (dy, dx) in full-resolution pixels; row 0 is zero
     large: torch.Tensor  # (N,) bool, whether frame i drew from the large-motion range
+    # (N, 6) int64 per frame, in output pixels: top, left, height, width of a moving object's
+    # rectangle and the top, left its content comes from (height 0: none); None: no local motion
+    local: torch.Tensor | None = None
 
     @property
     def offsets_px(self) -> torch.Tensor:
@@ -86,6 +94,7 @@ class BurstGeometry:
         d = asdict(self)
         d["offsets"] = self.offsets.tolist()
         d["large"] = self.large.tolist()
+        d["local"] = None if self.local is None else self.local.tolist()
         return d
 
 
@@ -183,7 +192,30 @@ def sample_geometry(
     top = int(torch.randint(margin, height - size - margin + 1, (1,), generator=generator))
     left = int(torch.randint(margin, width - size - margin + 1, (1,), generator=generator))
     ds = motion.downsample
-    return BurstGeometry(mode, top, left, patch_size, ds, offsets, large)
+    local = sample_local_motion(num_frames, patch_size, generator, motion.local_prob)
+    return BurstGeometry(mode, top, left, patch_size, ds, offsets, large, local)
+
+
+def sample_local_motion(
+    num_frames: int, patch_size: int, generator: torch.Generator, prob: float
+) -> torch.Tensor | None:
+    """The moving objects of a burst, ``(N, 6)`` rows of :attr:`BurstGeometry.local`: each
+    neighbour has one with probability ``prob``, a rectangle with sides drawn uniformly from
+    ``[P / 8, P / 2]`` at a uniform position, filled from another uniform position of the same
+    frame. ``None`` when ``prob`` is 0 (nothing drawn). Every value is drawn whatever the
+    outcome, so the stream after it depends on ``prob > 0`` only."""
+    if prob <= 0:
+        return None
+    m, p = num_frames - 1, patch_size
+    lo, hi = max(p // 8, 1), max(p // 2, 1)
+    use = torch.rand(m, generator=generator, dtype=torch.float64) < prob
+    size = torch.randint(lo, hi + 1, (m, 2), generator=generator)
+    u = torch.rand(m, 4, generator=generator, dtype=torch.float64)
+    room = (p - size).repeat(1, 2).to(torch.float64)  # top, left, src top, src left
+    corners = (u * (room + 1)).floor().to(torch.int64).clamp(min=0)
+    rows = torch.cat([corners[:, :2], size, corners[:, 2:]], dim=1)
+    rows[~use] = 0
+    return torch.cat([torch.zeros(1, 6, dtype=torch.int64), rows])
 
 
 def _spline_crop(img: torch.Tensor, y: float, x: float, h: int, w: int) -> torch.Tensor:
@@ -235,6 +267,10 @@ def crop_burst(image: torch.Tensor, geometry: BurstGeometry) -> torch.Tensor:
         else:
             y, x = g.top + dy / g.downsample, g.left + dx / g.downsample
             frames.append(_spline_crop(image, y, x, p, p))
+    if g.local is not None:  # moving objects, pasted after the crop (output pixels)
+        for frame, (t, left, h, w, st, sl) in zip(frames, g.local.tolist(), strict=True):
+            if h > 0 and w > 0:
+                frame[:, t : t + h, left : left + w] = frame[:, st : st + h, sl : sl + w].clone()
     return torch.stack(frames)
 
 

@@ -163,3 +163,49 @@ def test_smallest_allowed_image_never_reads_outside(mode):
     img = _image(side, side)
     for seed in range(300):  # every window position and offset must stay inside
         synthesize_burst(img, gen(seed), patch_size=16, num_frames=8, mode=mode, noise="gain1")
+
+
+def test_local_motion_pastes_a_moving_object_and_leaves_the_rest():
+    """A neighbour with a moving object equals the burst without it outside its rectangle and
+    holds the frame's own content from the source position inside; prob 0 draws nothing."""
+    import dataclasses
+
+    from burstkpn.data.degrade.synth import ALIGNED_MOTION, sample_geometry
+
+    img = torch.rand(3, 200, 200, generator=torch.Generator().manual_seed(0))
+    motion = dataclasses.replace(ALIGNED_MOTION, local_prob=1.0)
+    geom = sample_geometry(
+        200,
+        200,
+        torch.Generator().manual_seed(3),
+        num_frames=6,
+        patch_size=32,
+        mode="subpixel",
+        motion=motion,
+    )
+    assert geom.local.shape == (6, 6) and (geom.local[0] == 0).all()
+    assert (geom.local[1:, 2:4] >= 4).all() and (geom.local[1:, 2:4] <= 16).all()
+    moved = crop_burst(img, geom)
+    plain = crop_burst(img, dataclasses.replace(geom, local=None))
+    assert torch.equal(moved[0], plain[0])
+    for k in range(1, 6):
+        t, left, h, w, st, sl = geom.local[k].tolist()
+        assert t + h <= 32 and left + w <= 32 and st + h <= 32 and sl + w <= 32
+        assert torch.equal(
+            moved[k, :, t : t + h, left : left + w], plain[k, :, st : st + h, sl : sl + w]
+        )
+        outside = torch.ones(32, 32, dtype=torch.bool)
+        outside[t : t + h, left : left + w] = False
+        assert torch.equal(moved[k][:, outside], plain[k][:, outside])
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a = sample_geometry(200, 200, g1, patch_size=32, mode="subpixel", motion=ALIGNED_MOTION)
+    b = sample_geometry(
+        200,
+        200,
+        g2,
+        patch_size=32,
+        mode="subpixel",
+        motion=dataclasses.replace(ALIGNED_MOTION, local_prob=0.0),
+    )
+    assert a.local is None and b.local is None and torch.equal(a.offsets, b.offsets)
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
