@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -88,16 +89,26 @@ def load_frames(
     if len(refs) < 2:
         raise InputError(f"a burst needs at least 2 frames, got {len(refs)} ({refs[0]})")
     check_frame_sizes(refs)
-    arrays = [read_image(r) for r in refs]
-    first = arrays[0]
-    for ref, arr in zip(refs, arrays, strict=True):
-        if arr.shape != first.shape:
-            raise InputError(
-                f"frames differ in size: '{refs[0]}' is {first.shape[1]}x{first.shape[0]}x"
-                f"{first.shape[2]}, '{ref}' is {arr.shape[1]}x{arr.shape[0]}x{arr.shape[2]}"
-            )
-    bits = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
-    return torch.stack([image_to_tensor(a) for a in arrays]), bits
+    # frames decode in parallel (Pillow, tifffile and torch's copies release the GIL)
+    with ThreadPoolExecutor(max(1, min(len(refs), torch.get_num_threads()))) as pool:
+        arrays = list(pool.map(read_image, refs))
+        first = arrays[0]
+        for ref, arr in zip(refs, arrays, strict=True):
+            if arr.shape != first.shape:
+                raise InputError(
+                    f"frames differ in size: '{refs[0]}' is {first.shape[1]}x{first.shape[0]}x"
+                    f"{first.shape[2]}, '{ref}' is {arr.shape[1]}x{arr.shape[0]}x{arr.shape[2]}"
+                )
+        bits = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
+        h, w, c = first.shape
+        frames = torch.empty((len(arrays), c, h, w), dtype=torch.float32)
+
+        def convert(i: int) -> None:  # one pass per frame into its slot: no stacked copy
+            frames[i].copy_(image_to_tensor(arrays[i], permuted=True))
+            arrays[i] = None  # type: ignore[call-overload]  # free the decoded frame
+
+        list(pool.map(convert, range(len(arrays))))
+    return frames, bits
 
 
 def check_frame_sizes(refs: Sequence[str]) -> None:

@@ -296,9 +296,11 @@ def _normalise_layout(arr: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
+def image_to_tensor(arr: np.ndarray, *, permuted: bool = False) -> torch.Tensor:
     """``(H, W, C)`` uint8 / uint16 / float array -> float32 tensor ``(C, H, W)`` in [0, 1]
-    (still sRGB-encoded; apply :func:`srgb_to_linear` for linear light)."""
+    (still sRGB-encoded; apply :func:`srgb_to_linear` for linear light). ``permuted``: return
+    the ``(C, H, W)`` view of an ``(H, W, C)`` tensor instead of a contiguous copy (for a
+    caller that copies it into place)."""
     if arr.dtype == np.uint8:
         scale = 255.0
     elif arr.dtype == np.uint16:
@@ -306,7 +308,8 @@ def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
     else:
         scale = 1.0
     t = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32, copy=False))
-    return (t / scale).permute(2, 0, 1).contiguous()
+    t = (t / scale).permute(2, 0, 1)
+    return t if permuted else t.contiguous()
 
 
 def load_linear(ref: str | os.PathLike) -> torch.Tensor:
@@ -342,9 +345,7 @@ def write_image(
         raise InputError(f"bit depth must be 8 or 16, got {bits}")
     if bits == 16 and ext in (".jpg", ".jpeg"):
         raise InputError(f"JPEG cannot hold 16-bit samples: '{path}'")
-    arr = np.asarray(img)
-    if arr.dtype not in (np.float32, np.float64):  # float32 stays (a 12 MP frame: 5x faster)
-        arr = arr.astype(np.float64)
+    arr = np.asarray(img, dtype=np.float64)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if not np.isfinite(arr).all():
