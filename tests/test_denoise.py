@@ -117,6 +117,22 @@ def test_load_frames_bits(tmp_path):
     assert bits == 16 and frames.shape == (2, 3, 40, 52)
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_load_frames_equals_frame_by_frame_reading(tmp_path, bits):
+    """The parallel, preallocated reading gives exactly the frames read one by one."""
+    from burstkpn.data.io.images import image_to_tensor, list_images
+
+    folder = _frames_folder(tmp_path, bits, n=3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a pool of two readers even on one core
+    try:
+        frames, got = load_frames(folder)
+    finally:
+        torch.set_num_threads(threads)
+    expected = torch.stack([image_to_tensor(read_image(r)) for r in list_images(folder)])
+    assert got == bits and torch.equal(frames, expected)
+
+
 def test_demo_with_shipped_weights(tmp_path, capsys):
     from burstkpn.models.factory import weights_dir
 
