@@ -135,8 +135,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         run = Path(args.resume)
         cfg = read_config(run)
-        # a resumed run may be extended or run faster, nothing else
-        for flag in ("steps", "workers", "threads", "prefetch", "compile"):
+        # a resumed run may be extended or run faster, nothing else; precision is a speed
+        # setting too: a run begun in bf16 on a CPU with native bf16 continues in fp32 on an
+        # AVX2-only one, where bf16 is 7-100x slower (the rewritten config.yaml records it)
+        for flag in ("steps", "workers", "threads", "prefetch", "compile", "precision"):
             if getattr(args, flag) is not None:
                 setattr(cfg, flag, getattr(args, flag))
         resume = True
