@@ -1,4 +1,4 @@
-"""Burst models on the dark astronaut crop of ``tests/test_denoise.py`` (mean linear level
+"""Burst models on the dark astronaut crop of ``tests/denoising/test_burst.py`` (mean linear level
 about 0.095), Gain 1-3, with the true and the auto-estimated noise map, and what AME-KPN's
 eq. (4) does there (mean sigmoid weight W of the kernel path, mean of the kernel path alone).
 

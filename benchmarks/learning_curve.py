@@ -27,6 +27,7 @@ from burstkpn.data.degrade.noise import NOISE_LEVELS  # noqa: E402
 from burstkpn.data.io.files import atomic_write_bytes  # noqa: E402
 from burstkpn.metrics import psnr  # noqa: E402
 from burstkpn.train import VAL_LEVELS, make_val_set, read_config  # noqa: E402
+from burstkpn.viz import figure_png  # noqa: E402
 
 
 def classical_levels(run: Path) -> dict[str, dict[str, float]]:
@@ -107,9 +108,7 @@ def main() -> None:
     axes[-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(args.out)
+    atomic_write_bytes(args.out, figure_png(fig, dpi=110))
     if args.json:
         payload = {"classical": levels, "curves": curves}
         atomic_write_bytes(args.json, (json.dumps(payload, indent=1) + "\n").encode())

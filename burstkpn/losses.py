@@ -13,6 +13,8 @@ out-of-range predictions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -23,9 +25,10 @@ BETA = 100.0
 GRAD_WEIGHT = 1.0  # lambda of eq. (7); the papers do not give a value
 
 
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """bfloat16 / float16 (autocast) -> float32; float32 / float64 unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+def _gamma(x: torch.Tensor) -> torch.Tensor:
+    """Gamma (the sRGB encoding, unclipped) in at least float32: bfloat16 / float16 (autocast)
+    are computed in float32, float32 / float64 stay."""
+    return linear_to_srgb(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x)
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +41,7 @@ def basic_loss(
 ) -> dict[str, torch.Tensor]:
     """Eq. (7) on linear-light images of any matching shape ``(..., H, W)``; returns the
     terms ``l2``, ``grad`` and their weighted sum ``loss``."""
-    gp, gt = linear_to_srgb(_at_least_float32(pred)), linear_to_srgb(_at_least_float32(target))
+    gp, gt = _gamma(pred), _gamma(target)
     l2 = (gp - gt).pow(2).mean()
     dyp, dxp = image_gradients(gp)
     dyt, dxt = image_gradients(gt)
@@ -49,6 +52,23 @@ def basic_loss(
 def anneal_weight(step: int, alpha: float = ALPHA, beta: float = BETA) -> float:
     """beta * alpha^t of eq. (8)."""
     return beta * alpha ** max(int(step), 0)
+
+
+def _annealed(
+    loss: torch.Tensor,
+    items: torch.Tensor | None,
+    target: torch.Tensor,
+    weight: float,
+    item_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The annealed term of eq. (8) (and of [DeformKernels] eq. 11): ``sum_i l(Y_i, Y_gt)``
+    over the ``items`` ``(B, N, C, H, W)`` (per-frame or per-group predictions), and the total
+    ``loss + weight * sum``; without items, 0 and ``loss``."""
+    if items is None:
+        return torch.zeros(()), loss
+    # sum over items of per-item means == N x the mean over all items (equal sizes)
+    term = items.shape[1] * item_loss(items, target.unsqueeze(1).expand_as(items))
+    return term, loss + weight * term
 
 
 def annealed_loss(
@@ -65,18 +85,13 @@ def annealed_loss(
     ``None`` (models without per-frame predictions: then L = l). Returns ``loss`` (total),
     ``basic``, ``l2``, ``grad``, ``frames`` (sum_i l(Y_i, Y_gt)) and ``anneal_weight``."""
     terms = basic_loss(image, target, grad_weight)
-    out = {"basic": terms["loss"], "l2": terms["l2"], "grad": terms["grad"]}
     weight = anneal_weight(step, alpha, beta)
+    out = {"basic": terms["loss"], "l2": terms["l2"], "grad": terms["grad"]}
     out["anneal_weight"] = torch.tensor(weight)
-    if frames is None or beta == 0:
-        out["frames"] = torch.zeros(())
-        out["loss"] = terms["loss"]
-        return out
-    n = frames.shape[1]
-    # sum over frames of per-frame means == N x the mean over all frames (equal sizes)
-    per_frame = basic_loss(frames, target.unsqueeze(1).expand_as(frames), grad_weight)["loss"]
-    out["frames"] = n * per_frame
-    out["loss"] = terms["loss"] + weight * out["frames"]
+    frames = None if beta == 0 else frames
+    out["frames"], out["loss"] = _annealed(
+        terms["loss"], frames, target, weight, lambda y, t: basic_loss(y, t, grad_weight)["loss"]
+    )
     return out
 
 
@@ -118,7 +133,7 @@ def restoration_loss(
     Returns ``loss`` plus both terms (``mse``, ``l1``) for the logs."""
     if kind not in RESTORATION_LOSSES:
         raise ValueError(f"unknown loss '{kind}' (use one of {', '.join(RESTORATION_LOSSES)})")
-    diff = linear_to_srgb(_at_least_float32(pred)) - linear_to_srgb(_at_least_float32(target))
+    diff = _gamma(pred) - _gamma(target)
     terms = {"mse": diff.pow(2).mean(), "l1": diff.abs().mean()}
     terms["loss"] = terms["mse"] if kind == "mse" else terms["l1"]
     return terms
@@ -136,7 +151,7 @@ def gamma_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     negative values, so gradients stay finite everywhere."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
-    diff = linear_to_srgb(_at_least_float32(pred)) - linear_to_srgb(_at_least_float32(target))
+    diff = _gamma(pred) - _gamma(target)
     return diff.abs().mean()
 
 
@@ -160,17 +175,14 @@ def group_annealed_loss(
     l1 = gamma_l1_loss(image, target)
     weight = anneal_weight(step, gamma, eta)
     out = {"l1": l1, "anneal_weight": torch.tensor(weight)}
-    if groups is None or eta == 0:
-        out["groups"] = torch.zeros(())
-        out["loss"] = l1
-        return out
-    if groups.ndim != target.ndim + 1 or groups.shape[2:] != target.shape[1:]:
+    groups = None if eta == 0 else groups
+    if groups is not None and (
+        groups.ndim != target.ndim + 1 or groups.shape[2:] != target.shape[1:]
+    ):
         raise ValueError(
             f"group predictions {tuple(groups.shape)} do not fit target {tuple(target.shape)}"
         )
-    # sum over groups of per-group means == s x the mean over all groups (equal sizes)
-    out["groups"] = groups.shape[1] * gamma_l1_loss(groups, target.unsqueeze(1).expand_as(groups))
-    out["loss"] = l1 + weight * out["groups"]
+    out["groups"], out["loss"] = _annealed(l1, groups, target, weight, gamma_l1_loss)
     return out
 
 

@@ -37,14 +37,19 @@ def prepare(x: torch.Tensor, *, linear: bool = True, border: int = BORDER) -> to
     return x
 
 
+def _prepare_pair(
+    pred: torch.Tensor, target: torch.Tensor, linear: bool, border: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`prepare` of a prediction and its ground truth."""
+    p = prepare(pred, linear=linear, border=border)
+    return p, prepare(target, linear=linear, border=border)
+
+
 def psnr(
     pred: torch.Tensor, target: torch.Tensor, *, linear: bool = True, border: int = BORDER
 ) -> torch.Tensor:
     """PSNR in dB per image, ``(B,)`` (data range 1 after gamma correction and clipping)."""
-    p, t = (
-        prepare(pred, linear=linear, border=border),
-        prepare(target, linear=linear, border=border),
-    )
+    p, t = _prepare_pair(pred, target, linear, border)
     mse = (p - t).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(1.0 / mse)
 
@@ -73,10 +78,7 @@ def dark_bias(
     so BM3D and NLM show a positive bias here too. ``reach > 0`` keeps only values whose whole
     ``(2 reach + 1)^2`` neighbourhood in the target is below ``threshold``: the inside of dark
     regions, where the error is a brightness shift rather than lost detail."""
-    p, t = (
-        prepare(pred, linear=linear, border=border),
-        prepare(target, linear=linear, border=border),
-    )
+    p, t = _prepare_pair(pred, target, linear, border)
     if reach > 0:
         t_max = F.max_pool2d(t, 2 * reach + 1, stride=1, padding=reach)
         mask = (t_max < threshold).flatten(1)
@@ -104,10 +106,7 @@ def ssim(
     sigma: float = 1.5,
 ) -> torch.Tensor:
     """SSIM per image, ``(B,)`` (Wang et al. 2004, Gaussian window; see module docstring)."""
-    x, y = (
-        prepare(pred, linear=linear, border=border),
-        prepare(target, linear=linear, border=border),
-    )
+    x, y = _prepare_pair(pred, target, linear, border)
     b, c, h, w = x.shape
     if h < window or w < window:
         raise ValueError(f"image {h}x{w} (after the border) is smaller than the SSIM window")

@@ -314,8 +314,22 @@ def plot_kernels(
     return fig
 
 
+def palette_png(data: bytes, colors: int = 256) -> bytes:
+    """A chart's PNG bytes re-encoded with a palette of at most ``colors`` colours (no
+    dithering): 2-3x smaller, and for line plots and scatter plots indistinguishable by eye
+    (anti-aliased edges take the nearest palette colour). Not for photographs."""
+    import io
+
+    with Image.open(io.BytesIO(data)) as im:
+        rgb = im.convert("RGB")
+    pal = rgb.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buf = io.BytesIO()
+    pal.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def figure_png(fig, dpi: int = 90) -> bytes:
-    """A matplotlib Figure (no pyplot state) -> PNG bytes without a timestamp."""
+    """A matplotlib Figure (no pyplot state) -> palette PNG bytes without a timestamp."""
     import io
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -323,4 +337,4 @@ def figure_png(fig, dpi: int = 90) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    return palette_png(buf.getvalue())

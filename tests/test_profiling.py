@@ -8,7 +8,7 @@ from burstkpn.cli import main
 from burstkpn.models import create_model
 from burstkpn.models.factory import save_model
 from burstkpn.profiling import active, profiling, stage
-from tests.test_denoise import _frames_folder
+from tests.denoising.test_burst import _frames_folder
 
 
 def test_stage_is_a_no_op_without_a_profile_and_nests_with_one():

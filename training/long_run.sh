@@ -6,13 +6,19 @@
 #
 # NAME: ame_kpn, kpn or mkpn (config training/configs/long/NAME.yaml); RUN: the run folder.
 # A new RUN starts from the config; an existing one resumes bit-exactly from its last
-# checkpoint (last.safetensors + last.optim.safetensors), however often it was interrupted.
+# checkpoint (last.safetensors + last.optim.safetensors), however often it was interrupted,
+# in the precision this CPU runs fastest (below).
 # Stop it any time (Ctrl-C, kill): at most ckpt_every steps are lost.
 set -eu
 NAME=$1
 RUN=$2
+THREADS=${3:-0}  # torch threads (0: every core); 1 beside other work on a pinned core
 HERE=$(dirname "$0")
 if [ -e "$RUN/last.optim.safetensors" ]; then
-    exec burstkpn train --resume "$RUN" --quiet
+    # bf16 where this CPU runs it natively, else fp32 (bf16 is 7-100x slower on AVX2-only
+    # CPUs); the resolved name goes into the run's config.yaml. A run resumed on the machine
+    # it ran on stays bit-exact; a change of precision is a change of numerics.
+    PRECISION=$(python -c "from burstkpn.runtime import resolve_precision as r; print(r('auto'))")
+    exec burstkpn train --resume "$RUN" --precision "$PRECISION" --threads "$THREADS" --quiet
 fi
-exec burstkpn train --config "$HERE/configs/long/$NAME.yaml" --out "$RUN" --quiet
+exec burstkpn train --config "$HERE/configs/long/$NAME.yaml" --out "$RUN" --threads "$THREADS" --quiet

@@ -1,1 +1,3 @@
-"""Benchmarks: model cost and speed (speed.py); quality tables and reports follow."""
+"""Benchmarks: a library (methods, tables, HTML and figures, the real-image cases) and the
+commands built on it (``bench quality``, ``ablation``, ``restore``, ``real``, ``video``,
+``motion``, ``speed``)."""

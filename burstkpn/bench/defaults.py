@@ -16,7 +16,9 @@ DEFAULT_BENCH_METHODS = (*CLASSICAL_ANCHORS, "kpn", "mkpn", "ame_kpn")
 # bench video / motion
 DEFAULT_VIDEO_METHODS = ("reference", "average", "deform2d", "kpn", "deform3d")
 DEFAULT_MOTION_METHODS = ("reference", "average", "kpn", "deform2d", "deform3d")
-# bench real: bursts without ground truth, and real noisy / clean pairs
+# bench real: its classical methods (the anchors of its standing), the defaults for bursts
+# without ground truth and for real noisy / clean pairs
+CLASSICAL_REAL = ("reference", "align_mean", "average", "nlm", "nlm_multi", "bm3d", "align_bm3d")
 DEFAULT_REAL_METHODS = (
     "reference",
     "align_mean",

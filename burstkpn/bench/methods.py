@@ -22,6 +22,8 @@ approximation of the exact unbiased inverse (Makitalo and Foi, 2013). Settings:
   frames (sigma_r / sqrt(N), sigma_s / N, i.e. sigma / sqrt(N)) through the same GAT.
 - ``oracle_average``: the frames shifted back by their true offsets (cubic splines), averaged
   where they cover the reference: the limit of pure temporal averaging.
+
+``bench video`` takes ``reference``, ``average`` and models (:func:`resolve_video_method`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 from scipy.ndimage import shift as nd_shift
 from skimage.restoration import denoise_nl_means
 
+from burstkpn.bench.defaults import DEFAULT_VIDEO_METHODS
 from burstkpn.errors import InputError
 
 # the model method and the reference live in burstkpn.evaluation (the trainer's export uses them)
@@ -184,11 +187,34 @@ def resolve_method(name: str) -> tuple[Method | None, str]:
             return None, f"skipped: needs {EXTRAS[package]}"
         return fn, ""
     if is_model_reference(name):
-        model, note = try_resolve(name, "denoise")
-        return (None if model is None else model_method(model)), note
+        return resolve_model(name)
     raise InputError(
         f"unknown method '{name}' (classical: {', '.join(CLASSICAL)}; models: "
         f"{', '.join(list_models())}; or a .safetensors checkpoint)"
+    )
+
+
+def resolve_model(name: str) -> tuple[Method | None, str]:
+    """A model's denoising weights (shipped by name, or a checkpoint) as a method:
+    ``(None, reason)`` when shipped weights are missing."""
+    model, note = try_resolve(name, "denoise")
+    return (None if model is None else model_method(model)), note
+
+
+VIDEO_SIMPLE: dict[str, Method] = {"reference": reference, "average": average}
+
+
+def resolve_video_method(name: str) -> tuple[Method | None, str]:
+    """``bench video``'s ``(callable, note)``: :data:`VIDEO_SIMPLE` or a model
+    (:func:`resolve_model`; ``deform2d`` and other single-image names pick their denoising
+    weights)."""
+    if name in VIDEO_SIMPLE:
+        return VIDEO_SIMPLE[name], ""
+    if name.endswith(".safetensors") or name in list_models():
+        return resolve_model(name)
+    raise InputError(
+        f"unknown method '{name}' (use {', '.join(VIDEO_SIMPLE)}, a model name such as "
+        f"{', '.join(DEFAULT_VIDEO_METHODS[2:])}, or a .safetensors checkpoint)"
     )
 
 

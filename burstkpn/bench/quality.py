@@ -18,15 +18,16 @@ from burstkpn.bench.report import write_html_report
 from burstkpn.bench.tables import (
     CLASSICAL_ANCHORS,
     bias_table,
-    csv_bytes,
-    json_bytes,
+    markdown_report,
     markdown_table,
     standing,
+    write_results,
 )
+from burstkpn.bench.testsets import evaluate_testset
 from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.testsets.burst import TestSet
 from burstkpn.errors import InputError
-from burstkpn.evaluation import evaluate_bursts, select_entries, summarize
+from burstkpn.evaluation import select_entries, summarize
 from burstkpn.models import load_pretrained
 from burstkpn.models.traits import model_traits
 
@@ -77,16 +78,14 @@ def evaluate(
 ) -> dict:
     """Run every available method on every selected burst. Returns ``{"rows": per-burst
     results, "notes": {method: note}, "examples": [...], "levels": [...]}``."""
-    testset = TestSet(testset_dir)
-    entries = select_entries(testset, limit)
-    if not entries:
-        raise InputError(f"test set '{testset_dir}' has no bursts")
-    frames = len(entries[0]["offsets"])
-    resolved, notes = resolve_all(methods, lambda name: resolve_for(frames, name))
-    return evaluate_bursts(
-        testset,
-        resolved,
-        notes=notes,
+
+    def resolve(entries: list[dict]) -> tuple[dict[str, Method], dict[str, str]]:
+        frames = len(entries[0]["offsets"])
+        return resolve_all(methods, lambda name: resolve_for(frames, name))
+
+    return evaluate_testset(
+        TestSet(testset_dir),
+        resolve,
         limit=limit,
         examples=examples,
         example_level=example_level,
@@ -125,31 +124,19 @@ def ame_visualisation(examples: list[dict]) -> dict | None:
 
 def write_reports(result: dict, out: Path, command: str) -> dict:
     """results.csv, results.json, report.md and report.html."""
-    summary = summarize(result)
-    atomic_write_bytes(out / "results.csv", csv_bytes(result["rows"]))
-    payload = {
-        "command": command,
-        "bursts": result["bursts"],
-        "summary": summary,
-        "notes": result["notes"],
-        "rows": result["rows"],
-    }
-    atomic_write_bytes(out / "results.json", json_bytes(payload))
-    skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
-    lines = standing(summary)
-    md = (
-        f"# Benchmark\n\n`{command}`\n\n{result['bursts']} bursts. PSNR (dB) / SSIM on "
-        "sRGB-gamma-corrected images, 8-pixel border ignored, averaged per image; s / MP is "
-        "wall time per megapixel of output.\n\n"
-        + markdown_table(summary)
-        + "\n"
-        + (f"\n{SHADOWS}\n\n{bias}\n" if (bias := bias_table(summary)) else "")
-        + (
-            "\nStanding (mean PSNR, learned minus classical):\n\n" + "\n".join(lines) + "\n"
-            if lines
-            else ""
-        )
-        + (f"\nSkipped:{skipped}\n" if skipped else "")
+    summary = write_results(result, out, command, bursts=result["bursts"])
+    intro = (
+        f"{result['bursts']} bursts. PSNR (dB) / SSIM on sRGB-gamma-corrected images, 8-pixel "
+        "border ignored, averaged per image; s / MP is wall time per megapixel of output."
+    )
+    bias = bias_table(summary)
+    md = markdown_report(
+        "Benchmark",
+        command,
+        intro,
+        summary,
+        result["notes"],
+        before=f"\n{SHADOWS}\n\n{bias}\n" if bias else "",
     )
     atomic_write_bytes(out / "report.md", md.encode())
     table = {**summary, "caption": command}

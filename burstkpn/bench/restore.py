@@ -53,7 +53,7 @@ from skimage.restoration import richardson_lucy as sk_rl
 from skimage.restoration import wiener as sk_wiener
 
 from burstkpn.bench.methods import EXTRAS, resolve_all
-from burstkpn.bench.tables import csv_bytes, json_bytes, markdown_table, standing
+from burstkpn.bench.tables import markdown_report, write_results
 from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.data.testsets.deblur import RestorePair
@@ -63,7 +63,6 @@ from burstkpn.evaluation import (  # the degraded input and the model method: ex
     evaluate_pairs,
     model_restore_method,
     restore_items,
-    summarize,
 )
 from burstkpn.inference import try_resolve
 from burstkpn.inference.resolve import TASKS as TASKS
@@ -197,36 +196,22 @@ def evaluate_restore(
 
 def write_restore_reports(result: dict, out: Path, task: str, command: str) -> dict:
     """results.csv, results.json and report.md (the tables of ``bench quality``)."""
-    summary = summarize(result)
-    atomic_write_bytes(out / "results.csv", csv_bytes(result["rows"]))
-    payload = {
-        "command": command,
-        "task": task,
-        "source": result["source"],
-        "pairs": result["bursts"],
-        "summary": summary,
-        "notes": result["notes"],
-        "rows": result["rows"],
-    }
-    atomic_write_bytes(out / "results.json", json_bytes(payload))
-    lines = standing(summary, classical=tuple(CLASSICAL[task]))
-    skipped = "".join(f"\n- {m}: {result['notes'][m]}" for m in summary["skipped"])
-    noted = "".join(
-        f"\n- {m}: {n}" for m, n in result["notes"].items() if n and m not in summary["skipped"]
+    summary = write_results(
+        result, out, command, task=task, source=result["source"], pairs=result["bursts"]
     )
-    md = (
-        f"# Restoration benchmark: {task}\n\n`{command}`\n\n{result['bursts']} image pairs "
-        f"({result['source']}). PSNR (dB) / SSIM on sRGB-gamma-corrected images, 8-pixel "
-        "border ignored, per image then averaged; s / MP is wall time per megapixel.\n\n"
-        + markdown_table(summary)
-        + "\n"
-        + (
-            "\nStanding (mean PSNR, learned minus classical):\n\n" + "\n".join(lines) + "\n"
-            if lines
-            else ""
-        )
-        + (f"\nMethods:{noted}\n" if noted else "")
-        + (f"\nSkipped:{skipped}\n" if skipped else "")
+    intro = (
+        f"{result['bursts']} image pairs ({result['source']}). PSNR (dB) / SSIM on "
+        "sRGB-gamma-corrected images, 8-pixel border ignored, per image then averaged; s / MP "
+        "is wall time per megapixel."
+    )
+    md = markdown_report(
+        f"Restoration benchmark: {task}",
+        command,
+        intro,
+        summary,
+        result["notes"],
+        classical=tuple(CLASSICAL[task]),
+        methods=True,
     )
     atomic_write_bytes(out / "report.md", md.encode())
     return summary

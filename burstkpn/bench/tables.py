@@ -1,14 +1,19 @@
 """The benches' tables: the markdown table of a summary (:func:`burstkpn.evaluation.summarize`),
-the standing sentences of learned against classical methods, and the CSV / JSON files of the
-rows."""
+the standing sentences of learned against classical methods, the CSV / JSON files of the rows
+(:func:`write_results`) and the markdown report around them (:func:`markdown_report`), which
+``bench quality``, ``bench video`` and ``bench restore`` share."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Mapping
+from pathlib import Path
 
 from burstkpn.bench.defaults import CLASSICAL_ANCHORS
+from burstkpn.data.io.files import atomic_write_bytes
+from burstkpn.evaluation import summarize
 
 
 def csv_bytes(rows: list[dict]) -> bytes:
@@ -104,3 +109,56 @@ def standing(
                 parts.append("below " + ", ".join(below))
             lines.append(f"- {m} at {lv} ({mine:.2f} dB): " + "; ".join(parts) + ".")
     return lines
+
+
+def write_results(result: dict, out: Path, command: str, **head: object) -> dict:
+    """``results.csv`` (the rows of ``result``) and ``results.json`` (``command``, the ``head``
+    entries, the summary, the notes and the rows) in ``out``; returns the summary
+    (:func:`burstkpn.evaluation.summarize`)."""
+    summary = summarize(result)
+    atomic_write_bytes(out / "results.csv", csv_bytes(result["rows"]))
+    payload = {
+        "command": command,
+        **head,
+        "summary": summary,
+        "notes": result["notes"],
+        "rows": result["rows"],
+    }
+    atomic_write_bytes(out / "results.json", json_bytes(payload))
+    return summary
+
+
+def markdown_report(
+    title: str,
+    command: str,
+    intro: str,
+    summary: dict,
+    notes: Mapping[str, str],
+    *,
+    classical: tuple[str, ...] = CLASSICAL_ANCHORS,
+    against: str = "classical",
+    before: str = "",
+    after: str = "",
+    methods: bool = False,
+) -> str:
+    """The text of ``report.md``: ``title``, the ``command``, the ``intro`` paragraph, the
+    table, ``before`` (markdown), the standing against ``classical`` (named ``against``),
+    ``after`` (markdown), the notes of the methods that ran (with ``methods``) and the skipped
+    methods with their reasons."""
+    lines = standing(summary, classical=classical)
+    skipped = "".join(f"\n- {m}: {notes[m]}" for m in summary["skipped"])
+    noted = "".join(f"\n- {m}: {n}" for m, n in notes.items() if n and m not in summary["skipped"])
+    return (
+        f"# {title}\n\n`{command}`\n\n{intro}\n\n"
+        + markdown_table(summary)
+        + "\n"
+        + before
+        + (
+            f"\nStanding (mean PSNR, learned minus {against}):\n\n" + "\n".join(lines) + "\n"
+            if lines
+            else ""
+        )
+        + after
+        + (f"\nMethods:{noted}\n" if methods and noted else "")
+        + (f"\nSkipped:{skipped}\n" if skipped else "")
+    )

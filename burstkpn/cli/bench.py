@@ -27,17 +27,11 @@ def add_parser(sub) -> None:
     )
     p = bench.add_parser("quality", help="PSNR / SSIM per noise level of methods on a test set")
     p.add_argument("--testset", required=True, help="folder written by make-testset")
-    p.add_argument(
-        "--methods",
-        default=",".join(DEFAULT_BENCH_METHODS),
-        help="comma-separated: classical names, model names or .safetensors paths",
-    )
+    _methods_option(p, DEFAULT_BENCH_METHODS, "classical names, model names")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--limit", type=int, help="only the first N images (all their levels)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
     p.add_argument("--command-text", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_bench_quality)
+    _run_options(p, cmd_bench_quality)
 
     p = bench.add_parser("restore", help="single-image denoising / deblurring on image pairs")
     p.add_argument("--task", required=True, choices=("denoise", "deblur"))
@@ -50,9 +44,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_bench_restore)
+    _run_options(p, cmd_bench_restore)
 
     p = bench.add_parser(
         "real",
@@ -87,17 +79,11 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--limit", type=int, metavar="N", help="only the first N frames (--pairs: N pairs)"
     )
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_bench_real)
+    _run_options(p, cmd_bench_real)
 
     p = bench.add_parser("video", help="PSNR / SSIM at Low / High on a video test set (Table 3)")
     p.add_argument("--testset", required=True, help="folder written by make-testset --task video")
-    p.add_argument(
-        "--methods",
-        default=",".join(DEFAULT_VIDEO_METHODS),
-        help="comma-separated: reference, average, model names or .safetensors paths",
-    )
+    _methods_option(p, DEFAULT_VIDEO_METHODS, "reference, average, model names")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--limit", type=int, help="only the first N windows (all their levels)")
     p.add_argument(
@@ -113,30 +99,20 @@ def add_parser(sub) -> None:
         "MODEL: a deform3d name or .safetensors checkpoint; 'none': no figures",
     )
     _motion_options(p, "motion sweep: ")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_bench_video)
+    _run_options(p, cmd_bench_video)
 
     p = bench.add_parser("motion", help="PSNR vs per-frame motion ([DeformKernels] Fig. 8)")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument(
-        "--methods",
-        default=",".join(DEFAULT_MOTION_METHODS),
-        help="comma-separated: reference, average, model names or .safetensors paths",
-    )
+    _methods_option(p, DEFAULT_MOTION_METHODS, "reference, average, model names")
     _motion_options(p, "")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_bench_motion)
+    _run_options(p, cmd_bench_motion)
 
     p = bench.add_parser("ablation", help="[AME-KPN] Table 2 from the six checkpoints")
     p.add_argument("--testset", required=True)
     p.add_argument("--checkpoints", help="folder with ame_kpn_model{1..6}.safetensors")
     p.add_argument("--limit", type=int)
     p.add_argument("--out", help="report folder: report.md and results.json")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_bench_ablation)
+    _run_options(p, cmd_bench_ablation)
 
     p = bench.add_parser("speed", help="parameters, GMAC/MP, MP/s and peak memory per model")
     p.add_argument("--models", default="kpn,kpn21,mkpn,ame_kpn", help="comma-separated names")
@@ -156,6 +132,21 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.set_defaults(func=cmd_bench_speed)
+
+
+def _methods_option(p: argparse.ArgumentParser, defaults: tuple[str, ...], names: str) -> None:
+    p.add_argument(
+        "--methods",
+        default=",".join(defaults),
+        help=f"comma-separated: {names} or .safetensors paths",
+    )
+
+
+def _run_options(p: argparse.ArgumentParser, func) -> None:
+    """The options every bench shares, and the function that runs it."""
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=func)
 
 
 def _motion_options(p: argparse.ArgumentParser, sweep: str) -> None:
@@ -334,7 +325,7 @@ def cmd_bench_video(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_motion(args: argparse.Namespace) -> int:
-    from burstkpn.bench.video import run_motion
+    from burstkpn.bench.motion import run_motion
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     table = run_motion(

@@ -103,21 +103,20 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
         raise InputError(
             f"--pipeline {args.pipeline} makes burst test sets, not --task {args.task}"
         )
+    channels = None if args.keep_channels else 3
+    common = dict(levels=levels, seed=args.seed, force=args.force, progress=not args.quiet)
     if args.task == "video":
         from burstkpn.data.testsets.video import make_video_testset
 
         manifest = make_video_testset(
             args.source,
             args.out,
-            levels=levels,
             num_frames=args.frames or 5,
             patch_size=args.patch,
-            seed=args.seed,
             layout=args.layout,
             windows=args.windows,
-            channels=None if args.keep_channels else 3,
-            force=args.force,
-            progress=not args.quiet,
+            channels=channels,
+            **common,
         )
         n = len(manifest["windows"])
         layout = manifest["generator"]["layout"]
@@ -129,30 +128,19 @@ def cmd_make_testset(args: argparse.Namespace) -> int:
     if args.task == "deblur":
         from burstkpn.data.testsets.deblur import make_deblur_testset
 
-        manifest = make_deblur_testset(
-            args.source,
-            args.out,
-            levels=levels,
-            kernel_size=args.blur_size,
-            seed=args.seed,
-            force=args.force,
-            progress=not args.quiet,
-        )
+        manifest = make_deblur_testset(args.source, args.out, kernel_size=args.blur_size, **common)
         n = len(manifest["pairs"])
         print(f"wrote {n} blurry/sharp pairs ({', '.join(levels)}) to {args.out}/, manifest.json")
         return 0
     manifest = make_testset(
         args.source,
         args.out,
-        levels=levels,
         num_frames=args.frames or 8,
         patch_size=args.patch,
-        seed=args.seed,
         mode=args.mode,
-        channels=None if args.keep_channels else 3,
-        force=args.force,
-        progress=not args.quiet,
+        channels=channels,
         pipeline=args.pipeline,
+        **common,
     )
     n = len(manifest["bursts"])
     print(f"wrote {n} bursts ({', '.join(levels)}) to {args.out}/ with manifest.json")

@@ -48,12 +48,7 @@ def add_parser(sub) -> None:
     p.add_argument("--align", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--linear", action="store_true", help="inputs are linear, not sRGB")
     p.add_argument("--tile", type=int, default=512, help="tile size for bounded memory")
-    p.add_argument(
-        "--device",
-        default="cpu",
-        choices=("cpu", "cuda"),
-        help="where the network runs (default cpu; cuda where a GPU is present)",
-    )
+    _device_option(p)
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -88,12 +83,7 @@ def add_parser(sub) -> None:
         help="shipped model (dcn_lka: its deblurring weights) or .safetensors file",
     )
     p.add_argument("--tile", type=int, default=512, help="tile size for bounded memory (0: none)")
-    p.add_argument(
-        "--device",
-        default="cpu",
-        choices=("cpu", "cuda"),
-        help="where the network runs (default cpu; cuda where a GPU is present)",
-    )
+    _device_option(p)
     p.add_argument("--bits", type=int, choices=(8, 16), help="output bit depth (default: input's)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -119,25 +109,41 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the network runs (default cpu; cuda where a GPU is present)",
+    )
+
+
+def _job_options(args: argparse.Namespace) -> dict:
+    """The options denoise and deblur share, as keywords of their jobs."""
+    return dict(
+        model=args.model,
+        tile=args.tile,
+        device=args.device,
+        bits=args.bits,
+        force=args.force,
+        progress=not args.quiet,
+    )
+
+
 def cmd_denoise(args: argparse.Namespace) -> int:
     from burstkpn.jobs import denoise_path
 
     r = denoise_path(
         args.inputs,
         args.output,
-        model=args.model,
         noise=args.noise,
         reference=args.reference,
         align=args.align,
         linear=args.linear,
-        tile=args.tile,
-        device=args.device,
         backend=args.backend,
-        bits=args.bits,
         fps=args.fps,
-        force=args.force,
-        progress=not args.quiet,
         profile=args.profile is not None,
+        **_job_options(args),
     )
     if r.profile is not None:
         info = r.profile_info
@@ -177,16 +183,7 @@ def _print_restored(verb: str, r) -> None:
 def cmd_deblur(args: argparse.Namespace) -> int:
     from burstkpn.jobs import deblur_path
 
-    r = deblur_path(
-        args.image,
-        args.output,
-        model=args.model,
-        tile=args.tile,
-        device=args.device,
-        bits=args.bits,
-        force=args.force,
-        progress=not args.quiet,
-    )
+    r = deblur_path(args.image, args.output, **_job_options(args))
     _print_restored("deblurred", r)
     return 0
 

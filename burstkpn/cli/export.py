@@ -24,6 +24,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out-dir", help="default: burstkpn/weights/")
     p.add_argument("--testset", help="evaluate on this test set for the card")
     p.add_argument("--limit", type=int, help="only the first N images of the test set")
+    p.add_argument(
+        "--float32",
+        action="store_true",
+        help="store float32 weights (default: float16, rounded before the card's scores)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export_weights)
 
@@ -39,6 +44,7 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
         testset=args.testset,
         limit=args.limit,
         progress=not args.quiet,
+        half=not args.float32,
     )
     print(
         json.dumps(
@@ -50,17 +56,15 @@ def cmd_export_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from burstkpn.data.io.files import check_writable
     from burstkpn.export import OPSETS, export_onnx, read_onnx_metadata, require
+    from burstkpn.jobs import check_new_file
 
     out = Path(args.output)
     if out.suffix.lower() != ".onnx":
         raise InputError(f"output '{out}' must end in .onnx")
     if args.opset not in OPSETS:
         raise InputError(f"--opset must be {OPSETS.start}..{OPSETS.stop - 1}, got {args.opset}")
-    if out.exists() and not out.is_dir() and not args.force:
-        raise InputError(f"output '{out}' exists (use --force to overwrite it)")
-    check_writable(out)
+    check_new_file(out, args.force)
     require("onnx")
     require("onnxruntime")
     export_onnx(args.model, out, opset=args.opset, overwrite=args.force)

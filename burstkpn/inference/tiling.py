@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from burstkpn.models.blocks import ChannelAttention
-from burstkpn.models.kpn import KernelPredictionNet, pad_to_multiple
+from burstkpn.models.common import pad_to_multiple
+from burstkpn.models.kpn import KernelPredictionNet
 from burstkpn.models.traits import model_traits, unwrap
 from burstkpn.profiling import stage
 

@@ -1,5 +1,6 @@
 """Models: building blocks, the kernel-prediction family, the factory and checkpoints."""
 
+from burstkpn.models.common import DenoiseOutput
 from burstkpn.models.factory import (
     count_parameters,
     create_model,
@@ -9,7 +10,7 @@ from burstkpn.models.factory import (
     read_metadata,
     save_model,
 )
-from burstkpn.models.kpn import TABLE2_CONFIGS, DenoiseOutput, KernelPredictionNet
+from burstkpn.models.kpn import TABLE2_CONFIGS, KernelPredictionNet
 from burstkpn.models.traits import (
     ModelTraits,
     model_traits,

@@ -1,5 +1,7 @@
-"""Building blocks shared by the kernel-prediction models: conv blocks, CBAM channel and spatial
-attention ([AME-KPN] eq. 5-6, after Woo et al.), and the U-Net feature extractor M_e (eq. 1)."""
+"""Building blocks of the kernel-prediction models: conv blocks, CBAM channel and spatial
+attention ([AME-KPN] eq. 5-6, after Woo et al.), the U-Net feature extractor M_e (eq. 1), and
+the offset network of the deformable kernels ([DeformKernels] Fig. 4(b), Table 1), a U-Net with
+summed skips on the same encoder."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from burstkpn.errors import InputError
+
 
 def conv_block(in_ch: int, out_ch: int, num_convs: int) -> nn.Sequential:
     """``num_convs`` 3x3 convolutions with ReLU, the first mapping ``in_ch -> out_ch``."""
@@ -16,6 +20,41 @@ def conv_block(in_ch: int, out_ch: int, num_convs: int) -> nn.Sequential:
     for i in range(num_convs):
         layers += [nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, padding=1), nn.ReLU(True)]
     return nn.Sequential(*layers)
+
+
+def encoder(in_ch: int, widths: Sequence[int], num_convs: int) -> nn.ModuleList:
+    """A U-Net encoder: a :func:`conv_block` per level, of width ``widths[level]``."""
+    blocks = nn.ModuleList()
+    for w in widths:
+        blocks.append(conv_block(in_ch, w, num_convs))
+        in_ch = w
+    return blocks
+
+
+def encode(blocks: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """The output of every :func:`encoder` level, finest first (the last is the deepest), with
+    2x average pooling between the levels."""
+    skips = []
+    for i, block in enumerate(blocks):
+        if i > 0:
+            x = F.avg_pool2d(x, 2)
+        x = block(x)
+        skips.append(x)
+    return skips
+
+
+def init_centre_taps(
+    conv: nn.Conv2d, kernel_size: int, count: int, stride: int, value: float = 1.0
+) -> None:
+    """Start a head that predicts ``count`` square kernels (tap ``i * K + j`` row-major, kernel
+    ``n`` from channel ``n * stride``) near a plain filter: weights scaled by 0.1, bias ``value``
+    on every kernel's centre tap and 0 elsewhere (our choice; the papers do not say)."""
+    centre = (kernel_size // 2) * kernel_size + kernel_size // 2
+    with torch.no_grad():
+        conv.weight.mul_(0.1)
+        conv.bias.zero_()
+        for n in range(count):
+            conv.bias[n * stride + centre] = value
 
 
 def channel_attention(
@@ -118,11 +157,8 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         widths = tuple(widths)
-        self.encoder = nn.ModuleList()
-        prev = in_ch
-        for w in widths:
-            self.encoder.append(conv_block(prev, w, num_convs))
-            prev = w
+        self.encoder = encoder(in_ch, widths, num_convs)
+        prev = widths[-1]
         self.decoder = nn.ModuleList()
         for level in reversed(range(len(widths) - 1)):
             self.decoder.append(
@@ -141,13 +177,7 @@ class UNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's output at every level, finest first (the last is the deepest)."""
-        skips = []
-        for i, block in enumerate(self.encoder):
-            if i > 0:
-                x = F.avg_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        return skips
+        return encode(self.encoder, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = self.encode(x)
@@ -155,3 +185,54 @@ class UNet(nn.Module):
         for block in self.decoder:
             x = block(x, skips.pop())
         return x
+
+
+def _add_skip(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """Pixel-wise summation with a skip ([DeformKernels] Fig. 4(b)). Where Table 1's widths
+    differ (128 decoder channels against 64 encoder ones at full resolution) the skip is added
+    to the first channels, i.e. zero-padded: our choice, the paper does not say."""
+    extra = x.shape[1] - skip.shape[1]
+    if extra > 0:
+        skip = F.pad(skip, (0, 0, 0, 0, 0, extra))
+    elif extra < 0:
+        skip = skip[:, : x.shape[1]]
+    return x + skip
+
+
+class OffsetNet(nn.Module):
+    """The offset network of [DeformKernels] Fig. 4(b) / Table 1: an :func:`encoder` of
+    ``len(widths)`` levels (C1-15 for ``widths = (64, 128, 256, 512, 512)``), a decoder that
+    upsamples 2x (bilinear), convolves to the width of the level and adds that level's encoder
+    features (C16-24: 512, 256, 128), a full-resolution block of ``num_convs - 1`` convs of
+    width ``widths[1]`` plus the summed full-resolution skip (C25-26: 128), and C27 predicting
+    ``out_ch`` offset channels. ``forward`` returns ``(features, raw offsets)``: the features of
+    the last hidden layer (``widths[1]`` channels, fed to the weight layers) and C27's output
+    before ``tanh``. Inputs must be a multiple of :attr:`multiple` in size."""
+
+    def __init__(self, in_ch: int, widths: Sequence[int], num_convs: int, out_ch: int) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if len(widths) < 2:
+            raise InputError(f"the offset network needs at least 2 levels, got {widths}")
+        self.encoder = encoder(in_ch, widths, num_convs)
+        prev = widths[-1]
+        self.decoder = nn.ModuleList()
+        for level in reversed(range(1, len(widths) - 1)):
+            self.decoder.append(conv_block(prev, widths[level], num_convs))
+            prev = widths[level]
+        self.top = conv_block(prev, widths[1], max(num_convs - 1, 1))
+        self.head = nn.Conv2d(widths[1], out_ch, 3, padding=1)  # C27
+        # zero offsets at the start: the kernels begin as rigid K x K (x Kt) grids
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.out_channels = widths[1]
+        self.multiple = 2 ** (len(widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skips = encode(self.encoder, x)
+        x = skips.pop()  # the bottleneck (C13-15)
+        for block in [*self.decoder, self.top]:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = _add_skip(block(x), skip)
+        return x, self.head(x)

@@ -34,7 +34,7 @@ from torch import nn
 
 from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
-from burstkpn.models.kpn import DenoiseOutput, pad_to_multiple
+from burstkpn.models.common import DenoiseOutput, build, conv_input, model_frames
 from burstkpn.models.lka import ChannelAttention, DeformableBlock, LKAResidualBlock, ResidualBlock
 from burstkpn.models.traits import ModelTraits
 
@@ -67,7 +67,7 @@ class DCNLKA(nn.Module):
     """The DCN-LKA network (module docstring). Forward: ``burst`` ``(B, N, C, H, W)`` in linear
     light (only frame 0 is used: a single-image model), C = 3 or 1; ``noise_map`` is accepted
     and ignored (the network is blind, as in the paper). Any H, W (reflect-padded to a multiple
-    of 4 and cropped back). Returns :class:`~burstkpn.models.kpn.DenoiseOutput` with ``image``
+    of 4 and cropped back). Returns :class:`~burstkpn.models.common.DenoiseOutput` with ``image``
     ``(B, C, H, W)`` in linear light and ``frames=None``; ``return_aux=True`` adds the deformable
     block's ``offsets`` ``(B, 2*K*K, H, W)`` and ``masks`` ``(B, K*K, H, W)``."""
 
@@ -129,21 +129,17 @@ class DCNLKA(nn.Module):
         *,
         return_aux: bool = False,
     ) -> DenoiseOutput:
-        if burst.ndim != 5:
-            raise InputError(f"expected a burst (B, N, C, H, W), got shape {tuple(burst.shape)}")
-        b, _, c, h, w = burst.shape
+        x = model_frames(burst, self.num_frames)[:, 0]
+        b, c, h, w = x.shape
         if c not in (1, 3):
             raise InputError(f"dcn_lka takes 1- or 3-channel images, got {c} channels")
-        x = burst[:, 0]
         if c == 1:
             x = x.expand(b, 3, h, w)  # gray: the same plane in R, G and B
         # The paper's network sees 8-bit sRGB images (SIDD, GoPro), always in [0, 1]. Unclipped
         # synthetic noise reaches outside that range, and the LKA product (attention x input)
         # is quadratic in its input: with batch-norm running statistics (eval mode) such
         # out-of-range inputs grew to 1e19 through 4 LKA blocks. Clip as a camera does.
-        x = pad_to_multiple(linear_to_srgb(x).clamp(0, 1), self.multiple)
-        if self.stem[0].weight.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = conv_input(linear_to_srgb(x).clamp(0, 1), self.multiple, self.stem[0].weight)
         y, offset, mask = self.restore(x, return_offsets=True)
         image = srgb_to_linear(y[..., :h, :w].float())
         if c == 1:
@@ -177,11 +173,5 @@ def dcn_lka(
     """DCN-LKA ([DCN-LKA]). ``num_blocks``: LKA residual blocks (the paper's 9 or 12; default
     from the size); ``kernel_size``: deformable kernel, 3 (deblurring) or 4 (denoising)."""
     args = dict(locals())
-    if size not in SIZES:
-        raise InputError(f"unknown model size '{size}' (use one of {', '.join(SIZES)})")
-    cfg = dict(SIZES[size])
-    if num_blocks is not None:
-        cfg["num_blocks"] = int(num_blocks)
-    model = DCNLKA(**cfg, kernel_size=kernel_size, channel_attention=channel_attention)
-    model.config = {"name": "dcn_lka", "kwargs": args}
-    return model
+    blocks = {} if num_blocks is None else {"num_blocks": int(num_blocks)}  # else the preset's
+    return build(DCNLKA, "dcn_lka", SIZES, args, skip=("num_blocks",), **blocks)

@@ -28,15 +28,18 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from burstkpn.errors import InputError
-from burstkpn.models.blocks import conv_block
-from burstkpn.models.kpn import (
+from burstkpn.models.blocks import OffsetNet, init_centre_taps
+from burstkpn.models.common import (
     DenoiseOutput,
+    build,
+    conv_input,
     fold_channels,
-    pad_to_multiple,
+    model_frames,
+    noise_planes,
+    size_config,
     unfold_channels,
 )
 from burstkpn.models.traits import ModelTraits
@@ -51,7 +54,6 @@ from burstkpn.ops.deform import (
 __all__ = [
     "SIZES",
     "DeformableKernelNet",
-    "OffsetNet",
     "burst_to_clip",
     "clip_to_burst",
     "deform2d",
@@ -69,12 +71,6 @@ SIZES: dict[str, dict] = {
 }
 
 MAX_OFFSET = 8.0  # pixels; our choice (the paper reports sampling ranges of about +-4 to +-15)
-
-
-def size_config(size: str) -> dict:
-    if size not in SIZES:
-        raise InputError(f"unknown model size '{size}' (use one of {', '.join(SIZES)})")
-    return dict(SIZES[size])
 
 
 def deformable_traits(
@@ -107,7 +103,7 @@ def reach(widths: Sequence[int], num_convs: int, max_offset: float, kernel_size:
 
 def config_traits(args: dict) -> ModelTraits:
     """The traits of ``deform2d`` / ``deform3d`` from their constructor arguments."""
-    cfg = size_config(args["size"])
+    cfg = size_config(SIZES, args["size"])
     tau = args.get("tau", 0)  # deform2d has no tau
     margin = reach(cfg["widths"], cfg["num_convs"], args["max_offset"], args["kernel_size"])
     multiple = 2 ** (len(cfg["widths"]) - 1)
@@ -154,66 +150,7 @@ def video_window(t: int, num_frames: int, tau: int = 2) -> list[int]:
     return [t] + [fix(t + k) for k in range(-tau, tau + 1) if k != 0]
 
 
-# --------------------------------------------------------------------------- networks
-def _add_skip(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """Pixel-wise summation with a skip (Fig. 4(b)). Where Table 1's widths differ (128 decoder
-    channels against 64 encoder ones at full resolution) the skip is added to the first
-    channels, i.e. zero-padded: our choice, the paper does not say."""
-    extra = x.shape[1] - skip.shape[1]
-    if extra > 0:
-        skip = F.pad(skip, (0, 0, 0, 0, 0, extra))
-    elif extra < 0:
-        skip = skip[:, : x.shape[1]]
-    return x + skip
-
-
-class OffsetNet(nn.Module):
-    """The offset network of Fig. 4(b) / Table 1: an encoder of ``len(widths)`` conv blocks with
-    2x average pooling between them (C1-15 for ``widths = (64, 128, 256, 512, 512)``), a decoder
-    that upsamples 2x (bilinear), convolves to the width of the level and adds that level's
-    encoder features (C16-24: 512, 256, 128), a full-resolution block of ``num_convs - 1`` convs
-    of width ``widths[1]`` plus the summed full-resolution skip (C25-26: 128), and C27 predicting
-    ``out_ch`` offset channels. ``forward`` returns ``(features, raw offsets)``: the features of
-    the last hidden layer (``widths[1]`` channels, fed to the weight layers) and C27's output
-    before ``tanh``. Inputs must be a multiple of :attr:`multiple` in size."""
-
-    def __init__(self, in_ch: int, widths: Sequence[int], num_convs: int, out_ch: int) -> None:
-        super().__init__()
-        widths = tuple(int(w) for w in widths)
-        if len(widths) < 2:
-            raise InputError(f"the offset network needs at least 2 levels, got {widths}")
-        self.encoder = nn.ModuleList()
-        prev = in_ch
-        for w in widths:
-            self.encoder.append(conv_block(prev, w, num_convs))
-            prev = w
-        self.decoder = nn.ModuleList()
-        for level in reversed(range(1, len(widths) - 1)):
-            self.decoder.append(conv_block(prev, widths[level], num_convs))
-            prev = widths[level]
-        self.top = conv_block(prev, widths[1], max(num_convs - 1, 1))
-        self.head = nn.Conv2d(widths[1], out_ch, 3, padding=1)  # C27
-        # zero offsets at the start: the kernels begin as rigid K x K (x Kt) grids
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-        self.out_channels = widths[1]
-        self.multiple = 2 ** (len(widths) - 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        skips = []
-        for i, block in enumerate(self.encoder):
-            if i > 0:
-                x = F.avg_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        x = skips.pop()  # the bottleneck (C13-15)
-        for block in [*self.decoder, self.top]:
-            skip = skips.pop()
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = _add_skip(block(x), skip)
-        return x, self.head(x)
-
-
+# --------------------------------------------------------------------------- the network
 class DeformableKernelNet(nn.Module):
     """The 2D and 3D deformable-kernel denoisers ([DeformKernels] Fig. 3).
 
@@ -340,15 +277,9 @@ class DeformableKernelNet(nn.Module):
         bias on the centre tap: 1 in 2D (the identity), ``1 / K`` on the centre of each temporal
         slice in 3D (the mean of the base grid's frames; each group of eq. 10 starts as its own
         frame)."""
-        last = self.weight_net[-1]
-        with torch.no_grad():
-            last.weight.mul_(0.1)
-            last.bias.zero_()
-            k = self.kernel_size
-            centre = (k // 2) * k + k // 2
-            slices = 1 if self.dims == 2 else k
-            for s in range(slices):
-                last.bias[s * k * k + centre] = 1.0 / slices
+        k = self.kernel_size
+        slices = 1 if self.dims == 2 else k
+        init_centre_taps(self.weight_net[-1], k, slices, k * k, 1.0 / slices)
 
     def forward(
         self,
@@ -365,29 +296,16 @@ class DeformableKernelNet(nn.Module):
         ``positions`` ``(B, C, T, D, H, W)`` (components ``x, y(, t)``; positions absolute, in
         pixels, ``t`` relative to the reference at 0), ``weights`` (``F``) and ``samples``
         ``(B, C, T, H, W)``, and ``base`` ``(T, D)`` the rigid grid."""
-        if burst.ndim != 5:
-            raise InputError(f"expected a burst (B, N, C, H, W), got shape {tuple(burst.shape)}")
-        b, n, c, h, w = burst.shape
-        if self.dims == 2:
-            burst = burst[:, :1]
-        elif n != self.num_frames:
-            raise InputError(f"this model takes bursts of {self.num_frames} frames, got {n}")
+        burst = model_frames(burst, self.num_frames)  # 2D: frame 0
+        b, _, c, h, w = burst.shape
         clip = burst if self.dims == 2 else burst_to_clip(burst)
         frames = fold_channels(clip)  # (B*C, F, H, W), temporal order
         inputs = [frames]
         if not self.blind:
-            if noise_map is None:
-                raise InputError("this model needs a noise map (B, C, H, W)")
-            if noise_map.shape != (b, c, h, w):
-                raise InputError(
-                    f"noise map of shape {tuple(noise_map.shape)} does not match {(b, c, h, w)}"
-                )
-            inputs.append(noise_map.reshape(b * c, 1, h, w).to(frames.dtype))
+            inputs.append(noise_planes(noise_map, (b, c, h, w)).to(frames.dtype))
         x_in = torch.cat(inputs, dim=1)
-        x = pad_to_multiple(x_in, self.offset_net.multiple)
-        if self.offset_net.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)
-        feat, raw = self.offset_net(x)
+        net = self.offset_net
+        feat, raw = net(conv_input(x_in, net.multiple, net.encoder[0][0].weight))
         feat, raw = feat[..., :h, :w], raw[..., :h, :w]  # crop back: sample the real image
         bc, t, d = b * c, self.taps, self.dims
         scale = self.offset_scale.view(1, 1, d, 1, 1)
@@ -434,17 +352,7 @@ def deform2d(
 ) -> DeformableKernelNet:
     """Single-image denoiser with a ``kernel_size`` x ``kernel_size`` deformable kernel per pixel
     (5x5 in the paper); reads frame 0 of any burst."""
-    args = dict(locals())
-    model = DeformableKernelNet(
-        **size_config(size),
-        dims=2,
-        kernel_size=kernel_size,
-        blind=blind,
-        max_offset=max_offset,
-        backend=backend,
-    )
-    model.config = {"name": "deform2d", "kwargs": args}
-    return model
+    return build(DeformableKernelNet, "deform2d", SIZES, dict(locals()), dims=2)
 
 
 def deform3d(
@@ -460,17 +368,4 @@ def deform3d(
 ) -> DeformableKernelNet:
     """Video / burst denoiser with a ``kernel_size``^3 deformable space-time kernel per pixel
     over ``2 tau + 1`` frames (3x3x3 over 5 in the paper), reference first (module docstring)."""
-    args = dict(locals())
-    model = DeformableKernelNet(
-        **size_config(size),
-        dims=3,
-        kernel_size=kernel_size,
-        tau=tau,
-        blind=blind,
-        max_offset=max_offset,
-        groups=groups,
-        spread_time=spread_time,
-        backend=backend,
-    )
-    model.config = {"name": "deform3d", "kwargs": args}
-    return model
+    return build(DeformableKernelNet, "deform3d", SIZES, dict(locals()), dims=3)

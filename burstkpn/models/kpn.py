@@ -22,14 +22,25 @@ channel.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from burstkpn.errors import InputError
-from burstkpn.models.blocks import UNet, conv_block
+from burstkpn.models.blocks import UNet, conv_block, init_centre_taps
+from burstkpn.models.common import (
+    DenoiseOutput,
+    build,
+    check_noise_map,
+    conv_input,
+    fold_channels,
+    like_weight,
+    model_frames,
+    noise_planes,
+    size_config,
+    unfold_channels,
+)
 from burstkpn.models.traits import ModelTraits
 from burstkpn.ops.kernels import apply_kernels
 from burstkpn.profiling import stage
@@ -41,24 +52,6 @@ SIZES: dict[str, dict] = {
     "cpu": {"widths": (32, 64, 128, 256), "num_convs": 2},
     "tiny": {"widths": (8, 16), "num_convs": 1},  # for tests and smoke runs only
 }
-
-
-@dataclass
-class DenoiseOutput:
-    """``image`` ``(B, C, H, W)``; ``frames`` the per-frame predictions Y_i ``(B, N, C, H, W)``
-    for the annealed loss (``None`` for models without them); ``aux`` (with
-    ``return_aux=True``): ``kernels`` ``(B, N, C, T, H, W)``, ``filtered`` (X_i (*) K_i),
-    ``weights`` (sigmoid W_i) and ``residuals`` (R_i), each ``(B, N, C, H, W)``."""
-
-    image: torch.Tensor
-    frames: torch.Tensor | None = None
-    aux: dict[str, torch.Tensor] | None = None
-
-
-def size_config(size: str) -> dict:
-    if size not in SIZES:
-        raise InputError(f"unknown model size '{size}' (use one of {', '.join(SIZES)})")
-    return dict(SIZES[size])
 
 
 def kpn_family_traits(
@@ -87,7 +80,7 @@ def kpn_family_traits(
 
 def config_traits(args: dict) -> ModelTraits:
     """The traits of ``kpn`` / ``mkpn`` / ``ame_kpn`` from their constructor arguments."""
-    widths = size_config(args["size"])["widths"]
+    widths = size_config(SIZES, args["size"])["widths"]
     multiple = 2 ** (len(widths) - 1)
     return kpn_family_traits(
         args["num_frames"],
@@ -96,28 +89,6 @@ def config_traits(args: dict) -> ModelTraits:
         color=bool(args.get("color", False)),
         prealign=bool(args.get("prealign", False)),
     )
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the last two dims at the bottom / right to a multiple (reflect where possible)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
-def fold_channels(burst: torch.Tensor) -> torch.Tensor:
-    """``(B, N, C, H, W)`` -> ``(B*C, N, H, W)``."""
-    b, n, c, h, w = burst.shape
-    return burst.transpose(1, 2).reshape(b * c, n, h, w)
-
-
-def unfold_channels(x: torch.Tensor, batch: int) -> torch.Tensor:
-    """``(B*C, N, ...)`` -> ``(B, N, C, ...)``."""
-    bc, n = x.shape[:2]
-    return x.reshape(batch, bc // batch, n, *x.shape[2:]).transpose(1, 2)
 
 
 class KernelPredictionNet(nn.Module):
@@ -219,14 +190,10 @@ class KernelPredictionNet(nn.Module):
     def _init_heads(self) -> None:
         """Start near the plain burst mean: small head weights and a bias of 1 on the centre
         tap of the smallest kernel of every frame (our choice; the papers do not say)."""
-        with torch.no_grad():
-            self.kr_head.weight.mul_(0.1)
-            self.kr_head.bias.zero_()
-            k0 = self.kernel_sizes[0]
-            centre = (k0 // 2) * k0 + k0 // 2
-            for i in range(self.planes * self.num_frames):
-                self.kr_head.bias[i * self.taps + centre] = 1.0
-            if self.w_head is not None:
+        kernels = self.planes * self.num_frames
+        init_centre_taps(self.kr_head, self.kernel_sizes[0], kernels, self.taps)
+        if self.w_head is not None:
+            with torch.no_grad():
                 self.w_head.weight.mul_(0.1)
                 self.w_head.bias.fill_(2.0)  # sigmoid(2) = 0.88: mostly the kernel path
 
@@ -259,8 +226,7 @@ class KernelPredictionNet(nn.Module):
             weight = torch.einsum("ntk,tm->nmk", weight.reshape(n, t, -1), m)
             weight = weight.reshape(-1, *self.kr_head.weight.shape[1:])
             bias = (bias.reshape(n, t) @ m).reshape(-1)
-            if self.kr_head.weight.is_contiguous(memory_format=torch.channels_last):
-                weight = weight.contiguous(memory_format=torch.channels_last)
+            weight = like_weight(weight, self.kr_head.weight)
         return F.conv2d(feat, weight, bias, padding=1)
 
     def forward(
@@ -270,6 +236,10 @@ class KernelPredictionNet(nn.Module):
         *,
         return_aux: bool = False,
     ) -> DenoiseOutput:
+        """``image``, the per-frame predictions Y_i as ``frames`` (``None`` for ``direct``)
+        and, with ``return_aux``, ``kernels`` ``(B, N, C, T, H, W)``, ``filtered``
+        (X_i (*) K_i), ``weights`` (sigmoid W_i) and ``residuals`` (R_i), each
+        ``(B, N, C, H, W)``."""
         x = self.network_input(burst, noise_map)  # checks the shapes
         b, c, h, w = burst.shape[0], *burst.shape[2:]
         return self.predict(x, self.backbone(x), (b, c, h, w), return_aux=return_aux)
@@ -281,13 +251,8 @@ class KernelPredictionNet(nn.Module):
         and the noise map, padded to the pooling multiple, ``(B*C, N [+1], Hp, Wp)``. The
         colour variant stacks the planes instead, ``(B, 3 N [+3], Hp, Wp)`` (plane-major; a
         grey burst is repeated to three planes and its output averaged back)."""
-        if burst.ndim != 5:
-            raise InputError(f"expected a burst (B, N, C, H, W), got shape {tuple(burst.shape)}")
+        burst = model_frames(burst, self.num_frames)
         b, n, c, h, w = burst.shape
-        if self.num_frames == 1:
-            burst, n = burst[:, :1], 1
-        elif n != self.num_frames:
-            raise InputError(f"this model takes bursts of {self.num_frames} frames, got {n}")
         if self.color:
             if c not in (1, self.COLORS):
                 raise InputError(f"the colour variant takes RGB or grey bursts, got {c} channels")
@@ -297,20 +262,13 @@ class KernelPredictionNet(nn.Module):
             frames = frames.reshape(b, self.COLORS * n, h, w)  # (B, 3N, H, W), plane-major
         inputs = [frames]
         if not self.blind:
-            if noise_map is None:
-                raise InputError("this model needs a noise map (B, C, H, W) (eq. 1)")
-            if noise_map.shape != (b, c, h, w):
-                raise InputError(
-                    f"noise map of shape {tuple(noise_map.shape)} does not match {(b, c, h, w)}"
-                )
             if self.color:
-                inputs.append(noise_map.expand(b, self.COLORS, h, w).to(frames.dtype))
+                noise = check_noise_map(noise_map, (b, c, h, w)).expand(b, self.COLORS, h, w)
             else:
-                inputs.append(noise_map.reshape(b * c, 1, h, w).to(frames.dtype))
-        x = pad_to_multiple(torch.cat(inputs, dim=1), self.backbone.multiple)  # eq. (1) input
-        if self.backbone.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+                noise = noise_planes(noise_map, (b, c, h, w))
+            inputs.append(noise.to(frames.dtype))
+        x = torch.cat(inputs, dim=1)  # eq. (1) input
+        return conv_input(x, self.backbone.multiple, self.backbone.encoder[0][0].weight)
 
     def predict(
         self,
@@ -381,6 +339,15 @@ class KernelPredictionNet(nn.Module):
         return DenoiseOutput(per_frame.mean(1), per_frame, aux)
 
 
+def _build(name: str, args: dict) -> KernelPredictionNet:
+    """A KPN-family model from its constructor's arguments (:func:`~burstkpn.models.common.
+    build`); the one ``kernel_size`` of KPN and AME-KPN is the class's ``kernel_sizes``."""
+    if "kernel_size" not in args:
+        return build(KernelPredictionNet, name, SIZES, args)
+    sizes = (args["kernel_size"],)
+    return build(KernelPredictionNet, name, SIZES, args, skip=("kernel_size",), kernel_sizes=sizes)
+
+
 def kpn(
     size: str = "cpu",
     *,
@@ -395,19 +362,7 @@ def kpn(
     """KPN (Mildenhall et al.): one K x K kernel per frame and pixel. ``num_frames=1`` gives
     the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one,
     ``color=True`` our colour variant (module docstring)."""
-    args = dict(locals())
-    model = KernelPredictionNet(
-        **size_config(size),
-        num_frames=num_frames,
-        kernel_sizes=(kernel_size,),
-        blind=blind,
-        direct=direct,
-        unit_kernels=unit_kernels,
-        color=color,
-        prealign=prealign,
-    )
-    model.config = {"name": "kpn", "kwargs": args}
-    return model
+    return _build("kpn", dict(locals()))
 
 
 def mkpn(
@@ -422,17 +377,7 @@ def mkpn(
 ) -> KernelPredictionNet:
     """MKPN (Marinč et al.): kernels of sizes 1, 3, 5, 7 and 9 per frame and pixel."""
     args = {**locals(), "kernel_sizes": [int(k) for k in kernel_sizes]}
-    model = KernelPredictionNet(
-        **size_config(size),
-        num_frames=num_frames,
-        kernel_sizes=args["kernel_sizes"],
-        blind=blind,
-        unit_kernels=unit_kernels,
-        color=color,
-        prealign=prealign,
-    )
-    model.config = {"name": "mkpn", "kwargs": args}
-    return model
+    return _build("mkpn", args)
 
 
 def ame_kpn(
@@ -450,21 +395,7 @@ def ame_kpn(
 ) -> KernelPredictionNet:
     """AME-KPN ([AME-KPN]). The three switches give Models 1-6 of Table 2; all on is the
     full AME-KPN (Model 6), all off is KPN (Model 1). ``color=True``: our colour variant."""
-    args = dict(locals())
-    model = KernelPredictionNet(
-        **size_config(size),
-        num_frames=num_frames,
-        kernel_sizes=(kernel_size,),
-        channel_attention=channel_attention,
-        spatial_attention=spatial_attention,
-        residual=residual,
-        blind=blind,
-        unit_kernels=unit_kernels,
-        color=color,
-        prealign=prealign,
-    )
-    model.config = {"name": "ame_kpn", "kwargs": args}
-    return model
+    return _build("ame_kpn", dict(locals()))
 
 
 # [AME-KPN] Table 2: (channel attention, spatial attention, residual map)

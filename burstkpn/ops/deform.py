@@ -22,26 +22,12 @@ Conventions (shared by everything in the package that samples at learned offsets
   edge pixel (frame), like ``grid_sample(padding_mode="border")``; its gradient with respect to
   that clamped coordinate is zero. Zero padding would darken every average near the border.
 
-Implementation
---------------
-The default ``backend="gather"`` is a custom autograd function: the forward gathers the
-``2^D`` corners of every sample and blends them with the (bi/tri)linear weights
-``max(0, 1 - |d|)`` of eq. (7); the backward is appendix A of the paper, eq. (12)-(15) (scatter of
-the weighted output gradient into the image, and the difference of the corners along each axis
-for the coordinates). It computes the fractional part exactly, so integer positions (zero
-offsets) return input pixels bit for bit, which ``grid_sample``'s normalised coordinates do not
-(its round trip through ``[-1, 1]`` is off by about 1e-7). ``backend="grid_sample"`` uses
-:func:`torch.nn.functional.grid_sample` (``align_corners=False``, ``padding_mode="border"``): the
-same numbers to float rounding.
+The samplers themselves (the ``gather`` backend with its backward, and ``grid_sample``) are in
+:mod:`burstkpn.ops.sampler`.
 
 Precision: both backends compute in float32 for float16 / bfloat16 inputs, also under
 ``torch.autocast`` (``grid_sample`` in bfloat16 crashed this CPU with a segmentation fault for
 8x1x256x256 with a random grid); float64 stays float64 (for ``gradcheck``).
-
-Memory: the result ``(B, C, T, H, W)`` is the only tensor of that size built in the forward (the
-models need the sampled pixels themselves: they feed the weight-prediction layers); the function
-saves only the image and the ``(B, T, D, H, W)`` positions for the backward and recomputes the
-rest, one corner at a time. Index tensors are ``(B, T, H, W)`` int64, one at a time.
 """
 
 from __future__ import annotations
@@ -49,11 +35,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from burstkpn.errors import InputError
+from burstkpn.ops.precision import compute_dtype
+from burstkpn.ops.sampler import gather_sample, grid_sample
 
 __all__ = [
     "BACKENDS",
@@ -67,7 +53,6 @@ __all__ = [
 ]
 
 BACKENDS = ("gather", "grid_sample")
-_REDUCED = (torch.float16, torch.bfloat16)
 
 
 # --------------------------------------------------------------------------- grids
@@ -135,134 +120,7 @@ def sampling_positions(offsets: torch.Tensor, base: torch.Tensor) -> torch.Tenso
     return offsets + (pixel + base[:, :, None, None])
 
 
-# --------------------------------------------------------------------------- the sampler
-def _axes(positions: torch.Tensor, sizes: Sequence[int]):
-    """Per axis (x, y(, t)): the clamped coordinate, its low corner index (long) and the
-    fraction in [0, 1] (border clamp, see module docstring)."""
-    out = []
-    for a, size in enumerate(sizes):
-        clamped = positions[:, :, a].clamp(0, size - 1)
-        lo = clamped.floor().clamp_(max=max(size - 2, 0))
-        frac = clamped - lo  # exact: 0 at integer positions, 1 only at the last pixel
-        out.append((clamped, lo.long(), frac))
-    return out
-
-
-def _flat_index(axes, strides: Sequence[int], b: int) -> torch.Tensor:
-    """Index of every sample's low corner in the flattened input, ``(B, 1, T * H * W)``."""
-    idx = axes[0][1]  # the low corners are fresh tensors, used only here: add in place
-    for (_, lo, _), stride in zip(axes[1:], strides[1:], strict=True):
-        idx.add_(lo, alpha=stride)
-    return idx.view(b, 1, -1)
-
-
-def _corner_view(flat: torch.Tensor, corner: tuple[int, ...], sizes, strides) -> torch.Tensor:
-    """``flat`` shifted so that the low-corner index reads ``corner``: a view, no index math
-    (the low corner is at most ``size - 2`` on every axis longer than one)."""
-    shift = sum(s for bit, size, s in zip(corner, sizes, strides, strict=True) if bit and size > 1)
-    return flat[:, :, shift:]
-
-
-def _corner_weights(axes, corner: tuple[int, ...]) -> list[torch.Tensor]:
-    return [frac if bit else 1 - frac for (_, _, frac), bit in zip(axes, corner, strict=True)]
-
-
-def _corners(dims: int):
-    """All ``2^D`` corners as tuples of 0 / 1 per axis."""
-    return [tuple((c >> a) & 1 for a in range(dims)) for c in range(2**dims)]
-
-
-def _product(factors: Sequence[torch.Tensor]) -> torch.Tensor:
-    out = factors[0]
-    for f in factors[1:]:
-        out = out * f
-    return out
-
-
-class _DeformSampleFunction(torch.autograd.Function):
-    """``x`` ``(B, C, L)`` (the image or clip flattened, ``L = (F *) H * W``), ``positions``
-    ``(B, T, D, H, W)`` in pixels / frame indices, ``sizes`` ``(W, H(, F))``.
-    Returns ``(B, C, T, H, W)``: eq. (7) with ``max(0, 1 - |d|)`` weights."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, positions: torch.Tensor, sizes: tuple[int, ...]):
-        b, c, _ = x.shape
-        _, t, d, h, w = positions.shape
-        strides = [1, sizes[0], sizes[0] * sizes[1]][:d]
-        axes = _axes(positions, sizes)
-        idx = _flat_index(axes, strides, b).expand(b, c, -1)
-        out = None
-        for corner in _corners(d):
-            vals = _corner_view(x, corner, sizes, strides).gather(2, idx)
-            weight = _product(_corner_weights(axes, corner)).view(b, 1, -1)
-            out = vals.mul_(weight) if out is None else out.addcmul_(vals, weight)
-        ctx.save_for_backward(x, positions)
-        ctx.sizes = sizes
-        return out.view(b, c, t, h, w)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):
-        x, positions = ctx.saved_tensors
-        sizes = ctx.sizes
-        need_x, need_pos = ctx.needs_input_grad[:2]
-        b, c, _ = x.shape
-        d = positions.shape[2]
-        strides = [1, sizes[0], sizes[0] * sizes[1]][:d]
-        axes = _axes(positions, sizes)
-        idx = _flat_index(axes, strides, b).expand(b, c, -1)
-        g = grad_out.reshape(b, c, -1)
-        grad_x = torch.zeros_like(x) if need_x else None
-        grad_pos = [None] * d
-        for corner in _corners(d):
-            factors = _corner_weights(axes, corner)
-            if need_x:  # eq. (12) transposed: scatter the weighted output gradient
-                weight = _product(factors).view(b, 1, -1)
-                _corner_view(grad_x, corner, sizes, strides).scatter_add_(2, idx, g * weight)
-            if need_pos:  # eq. (13)-(15): d weight / d coordinate = +-(product of the others)
-                vals = _corner_view(x, corner, sizes, strides).gather(2, idx)
-                gv = vals.mul_(g) if c == 1 else (g * vals).sum(1, keepdim=True)
-                gv = gv.view_as(factors[0])
-                for a in range(d):
-                    term = _product([gv] + [f for o, f in enumerate(factors) if o != a])
-                    if grad_pos[a] is None:
-                        grad_pos[a] = term if corner[a] else -term
-                    elif corner[a]:
-                        grad_pos[a].add_(term)
-                    else:
-                        grad_pos[a].sub_(term)
-        grad_positions = None
-        if need_pos:  # zero where the coordinate was clamped (outside the image or clip)
-            inside = [(clamped == positions[:, :, a]) for a, (clamped, _, _) in enumerate(axes)]
-            grad_positions = torch.stack(
-                [gp.mul_(m) for gp, m in zip(grad_pos, inside, strict=True)], dim=2
-            )
-        return grad_x, grad_positions, None
-
-
-def _grid_sample(x: torch.Tensor, positions: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
-    """The same sampling with ``F.grid_sample`` (``x`` ``(B, C, H, W)`` or ``(B, C, F, H, W)``)."""
-    b, t, d, h, w = positions.shape
-    # pixel centres -> [-1, 1] (align_corners=False); "border" clamps to [0, size - 1] in pixels
-    norm = [(2 * positions[:, :, a] + 1) / sizes[a] - 1 for a in range(d)]
-    grid = torch.stack(norm, dim=-1)  # (B, T, H, W, D), components (x, y(, t))
-    if d == 2:
-        out = F.grid_sample(x, grid.view(b, t * h, w, 2), "bilinear", "border", align_corners=False)
-        return out.view(b, x.shape[1], t, h, w)
-    # 5-D input: mode "bilinear" is trilinear (eq. 7)
-    return F.grid_sample(x, grid, "bilinear", "border", align_corners=False)
-
-
-def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    for tensor in tensors:
-        if not tensor.is_floating_point():
-            raise InputError(f"expected floating-point tensors, got {tensor.dtype}")
-    dtype = tensors[0].dtype
-    for tensor in tensors[1:]:
-        dtype = torch.promote_types(dtype, tensor.dtype)
-    return torch.float32 if dtype in _REDUCED else dtype
-
-
+# --------------------------------------------------------------------------- sampling
 def deform_sample(
     x: torch.Tensor,
     offsets: torch.Tensor,
@@ -305,7 +163,7 @@ def deform_sample(
         )
     if dims == 3 and x.shape[1] % 2 == 0:
         raise InputError(f"a clip needs an odd number of frames (2 tau + 1), got {x.shape[1]}")
-    dtype = _compute_dtype(x, offsets)
+    dtype = compute_dtype(x, offsets, error=InputError)
     with torch.autocast(x.device.type, enabled=False):
         x, offsets = x.to(dtype), offsets.to(dtype)
         base = base_grid(
@@ -322,9 +180,9 @@ def deform_sample(
         else:
             sizes = (w, h)
         if backend == "grid_sample":
-            return _grid_sample(x.contiguous(), positions, sizes)
+            return grid_sample(x.contiguous(), positions, sizes)
         flat = x.reshape(b, x.shape[1], -1)
-        return _DeformSampleFunction.apply(flat, positions.contiguous(), sizes)
+        return gather_sample(flat, positions.contiguous(), sizes)
 
 
 # --------------------------------------------------------------------------- filtering
@@ -359,7 +217,7 @@ def group_filter(
     b, c, t, h, w = samples.shape
     if groups < 1 or t % groups:
         raise InputError(f"{t} taps cannot be split into {groups} equal groups")
-    dtype = _compute_dtype(samples, weights)
+    dtype = compute_dtype(samples, weights, error=InputError)
     prod = samples.to(dtype) * weights.to(dtype)
     per = prod.view(b, c, groups, t // groups, h, w).sum(3).transpose(1, 2)
     return per * groups if scale else per

@@ -31,14 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from burstkpn.ops.precision import compute_dtype
+
 __all__ = [
     "KernelApply",
     "apply_kernels",
     "apply_multisize_kernels",
     "fuse_multisize_kernels",
 ]
-
-_REDUCED = (torch.float16, torch.bfloat16)
 
 
 def _kernel_size(taps: int, kernel_size: int | None = None) -> int:
@@ -49,17 +49,6 @@ def _kernel_size(taps: int, kernel_size: int | None = None) -> int:
     if kernel_size is not None and kernel_size != k:
         raise ValueError(f"kernels have {taps} taps, expected {kernel_size}x{kernel_size}")
     return k
-
-
-def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    """The common floating dtype, with float16 / bfloat16 promoted to float32."""
-    for t in tensors:
-        if not t.is_floating_point():
-            raise TypeError(f"expected floating-point tensors, got {t.dtype}")
-    dtype = tensors[0].dtype
-    for t in tensors[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    return torch.float32 if dtype in _REDUCED else dtype
 
 
 def _check_shapes(frames: torch.Tensor, kernels: torch.Tensor) -> bool:
@@ -175,7 +164,7 @@ def apply_kernels(
     """
     shared = _check_shapes(frames, kernels)
     k = _kernel_size(kernels.shape[2 if shared else 3], kernel_size)
-    dtype = _compute_dtype(frames, kernels)
+    dtype = compute_dtype(frames, kernels)
     frames = frames.to(dtype)
     kernels = kernels.to(dtype)
     padded = _pad_frames(frames, k // 2)
@@ -217,7 +206,7 @@ def fuse_multisize_kernels(
                 "(the kernel list must follow the order of sizes)"
             )
     kmax = max(sizes)
-    dtype = _compute_dtype(*kernels)
+    dtype = compute_dtype(*kernels)
     fused = first.new_zeros(tuple(lead) + (kmax, kmax) + tuple(spatial), dtype=dtype)
     for s, kern in zip(sizes, kernels, strict=True):
         o = (kmax - s) // 2

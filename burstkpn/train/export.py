@@ -154,16 +154,23 @@ def export_weights(
     testset: str | os.PathLike | None = None,
     limit: int | None = None,
     progress: bool = True,
+    half: bool = True,
 ) -> dict:
     """Copy a run's ``last`` checkpoint to ``out_dir/NAME.safetensors`` with a JSON card beside
     it: training command, data, steps, wall time, last validation, and (with ``testset``) PSNR /
     SSIM per noise level next to the noisy reference's; for denoise / deblur runs ``testset``
-    is a deblur test set or a folder of real pairs, scored next to the degraded input."""
+    is a deblur test set or a folder of real pairs, scored next to the degraded input.
+    ``half``: store the weights in float16 (models still compute in float32; the scores are
+    those of the rounded weights), else float32."""
     run = Path(run)
     cfg = read_config(run)
     model = load_model(run / "last.safetensors")
     step = trained_steps(model.card) or 0  # the checkpoint's step (logs may run past it)
     averaged = cfg.ema_decay > 0 and load_ema(run / "last.safetensors", model)
+    if half:
+        # shipped weights are stored in float16 (half the bytes: the working tree stays small
+        # enough to travel); rounded first, so that the card scores what is stored
+        model.half().float()
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     rows = [r for r in rows if r["step"] <= step]
     last_val = next((r for r in reversed(rows) if "val_psnr" in r), None)
@@ -185,6 +192,7 @@ def export_weights(
         "training_hours": round(training_seconds(run, step, init_step) / 3600 + init_hours, 2),
         "precision": cfg.precision,
         "weights": f"exponential moving average, decay {cfg.ema_decay}" if averaged else "last",
+        "storage": {"dtype": "float16" if half else "float32"},
         "validation": {k: v for k, v in (last_val or {}).items() if k.startswith("val_")},
         "validation_step": last_val["step"] if last_val else None,
     }
@@ -203,6 +211,6 @@ def export_weights(
     elif testset is not None:
         card["evaluation"] = _evaluate_bursts(model, name, testset, limit, progress)
     out = Path(out_dir)
-    save_model(model, out / f"{name}.safetensors", **card)
+    save_model(model.half() if half else model, out / f"{name}.safetensors", **card)
     atomic_write_bytes(out / f"{name}.json", (json.dumps(card, indent=1) + "\n").encode())
     return card

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from burstkpn.data.io.files import atomic_write_bytes
 from burstkpn.train.data import VAL_LEVELS, VIDEO_VAL_LEVELS
+from burstkpn.viz import figure_png
 
 
 def plot_metrics(run: Path) -> Path | None:
@@ -52,8 +53,7 @@ def plot_metrics(run: Path) -> Path | None:
     if val:
         b.legend()
     fig.tight_layout()
-    tmp = run / ".loss.png.tmp.png"
-    fig.savefig(tmp, dpi=90)
+    data = figure_png(fig, dpi=90)
     plt.close(fig)
-    os.replace(tmp, run / "loss.png")
+    atomic_write_bytes(run / "loss.png", data)
     return run / "loss.png"

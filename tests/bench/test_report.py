@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from burstkpn.bench.report import render_screenshot, write_html_report, zoom_window
+from burstkpn.bench.figures import zoom_window
+from burstkpn.bench.report import render_screenshot, write_html_report
 
 LEVELS = ["gain1", "gain2", "gain3", "gain4"]
 METHODS = ["KPN", "MKPN & co <fast>", "AME-KPN"]

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from burstkpn.bench.methods import model_method
-from burstkpn.bench.video import motion_summary, resolve_video_method, sweep_windows
+from burstkpn.bench.methods import model_method, resolve_video_method
+from burstkpn.bench.motion import motion_summary, sweep_windows
 from burstkpn.cli import main
 from burstkpn.data.testsets.video import TestWindow, make_video_testset
 from burstkpn.errors import InputError
@@ -204,7 +204,7 @@ def test_bench_video_kernel_figures(tmp_path, ckpts, no_shipped, capsys):
 
 def test_kernel_statistics_on_vid4(shared_data, tmp_path):
     """The Fig. 9 / 10 pass on real clips (vid4), one window per clip, a tiny deform3d."""
-    from burstkpn.bench.video import kernel_statistics, write_kernel_figures
+    from burstkpn.bench.kernels import kernel_statistics, write_kernel_figures
 
     vid4 = shared_data / "video" / "vid4"
     if not vid4.is_dir():

@@ -98,11 +98,33 @@ def test_run_folder_and_bad_options(tmp_path, photo_folder):
     assert level["psnr"] > 0 and level["reference_psnr"] > 0
     assert json.loads((tmp_path / "w" / "mine.json").read_text())["steps"] == 4
     assert load_model(tmp_path / "w" / "mine.safetensors").card["steps"] == 4
+    # stored in float16, loaded into float32 parameters, equal to the rounded averaged weights
+    from burstkpn.train.checkpoint import load_ema
+
+    stored = load_file(str(tmp_path / "w" / "mine.safetensors"))
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    assert card["storage"] == {"dtype": "float16"}
+    shipped, ema = (
+        load_model(tmp_path / "w" / "mine.safetensors"),
+        load_model(run / "last.safetensors"),
+    )
+    load_ema(run / "last.safetensors", ema)  # the averaged weights, where the run has them
+    for (k, a), b in zip(shipped.state_dict().items(), ema.state_dict().values(), strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b.half().to(b.dtype)), k
+    card32 = export_weights(run, "mine32", tmp_path / "w", progress=False, half=False)
+    assert card32["storage"] == {"dtype": "float32"}
+    assert load_file(str(tmp_path / "w" / "mine32.safetensors"))[k].dtype == torch.float32
     with pytest.raises(InputError, match="unknown training option"):
         TrainConfig.from_dict({"stepz": 3})
     assert (
         main(["train", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "x")]) == 2
     )
+    # a resumed run may change its precision (bf16 is slow on CPUs without it): recorded
+    assert (
+        main(["train", "--resume", str(run), "--steps", "5", "--precision", "fp32", "--quiet"]) == 0
+    )
+    assert "precision: fp32" in (run / "config.yaml").read_text()
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 5
 
 
 def test_sigkill_and_resume_matches_uninterrupted(tmp_path, photo_folder):
@@ -314,7 +336,8 @@ def test_ema_weights_resume_exactly_and_are_exported(tmp_path, photo_folder):
     card = export_weights(ref, "avg", tmp_path / "w", progress=False)
     assert card["weights"].startswith("exponential moving average")
     shipped = load_model(tmp_path / "w" / "avg.safetensors").state_dict()
-    assert all(torch.equal(shipped[k], ema[k]) for k in ema)
+    # stored in float16: the averaged weights, rounded
+    assert all(torch.equal(shipped[k], ema[k].half().to(ema[k].dtype)) for k in ema)
 
     # the update itself: ema <- d * ema + (1 - d) * w
     e, m = torch.nn.Linear(3, 2).double(), torch.nn.Linear(3, 2).double()

@@ -52,22 +52,52 @@ Departures from their recipe, and why:
 
 The tone curve is the smoothstep ``3x^2 - 2x^3`` applied to gamma-encoded values, as Brooks et
 al. approximate a camera's global tone mapping; :func:`unprocess` applies its inverse first.
+
+The Bayer stages (:func:`mosaic`, :func:`demosaic_bilinear`) live in
+:mod:`burstkpn.data.degrade.bayer` and the noise line of a developed burst
+(:func:`fit_noise_line`) in :mod:`burstkpn.data.degrade.noise_fit`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from burstkpn.data.degrade.estimate import nonnegative_line
+from burstkpn.data.degrade.bayer import demosaic_bilinear, mosaic
 from burstkpn.data.degrade.noise import add_noise
+from burstkpn.data.degrade.noise_fit import NoiseFit, fit_noise_line
 from burstkpn.data.io.images import linear_to_srgb, srgb_to_linear
 from burstkpn.errors import InputError
+
+__all__ = [
+    "BLUE_GAIN",
+    "CAMERA_MATRICES",
+    "HIGHLIGHT_KNEE",
+    "JPEG_QUALITY",
+    "RAW_NOISE_SCALE",
+    "RED_GAIN",
+    "SHARPEN",
+    "CameraParams",
+    "Matrix3",
+    "NoiseFit",
+    "camera_noisy_burst",
+    "camera_noisy_linear",
+    "demosaic_bilinear",
+    "encode_8bit",
+    "fit_noise_line",
+    "inverse_tone_curve",
+    "mosaic",
+    "process",
+    "sample_camera_params",
+    "tone_curve",
+    "unprocess",
+    "unsharp_mask",
+]
 
 Matrix3 = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
 
@@ -200,73 +230,6 @@ def inverse_tone_curve(y: torch.Tensor) -> torch.Tensor:
     return 0.5 - torch.sin(torch.asin(1 - 2 * y) / 3)
 
 
-def mosaic(rgb: torch.Tensor) -> torch.Tensor:
-    """``(..., 3, H, W)`` -> ``(..., 1, H, W)``: the one colour an RGGB sensor records per
-    pixel (red at even rows and columns, blue at odd ones, green elsewhere)."""
-    if rgb.ndim < 3 or rgb.shape[-3] != 3:
-        raise InputError(f"mosaic expects (..., 3, H, W), got shape {tuple(rgb.shape)}")
-    out = rgb[..., 1:2, :, :].clone()
-    out[..., 0::2, 0::2] = rgb[..., 0:1, 0::2, 0::2]
-    out[..., 1::2, 1::2] = rgb[..., 2:3, 1::2, 1::2]
-    return out
-
-
-def _next(p: torch.Tensor, dim: int) -> torch.Tensor:
-    """``p`` shifted so that index i holds i + 1 along ``dim``; the last entry repeats."""
-    return torch.cat([p.narrow(dim, 1, p.shape[dim] - 1), p.narrow(dim, p.shape[dim] - 1, 1)], dim)
-
-
-def _prev(p: torch.Tensor, dim: int) -> torch.Tensor:
-    """``p`` shifted so that index i holds i - 1 along ``dim``; the first entry repeats."""
-    return torch.cat([p.narrow(dim, 0, 1), p.narrow(dim, 0, p.shape[dim] - 1)], dim)
-
-
-def demosaic_bilinear(raw: torch.Tensor) -> torch.Tensor:
-    """``(..., 1, H, W)`` RGGB mosaic -> ``(..., 3, H, W)`` by bilinear interpolation: every
-    missing colour is the mean of its 2 or 4 nearest samples of that colour (green: the 4 direct
-    neighbours; red and blue: 2 neighbours in line or 4 diagonal ones).
-
-    Computed on the four sample lattices (R, G at even rows, G at odd rows, B; each H/2 x W/2)
-    with shifts instead of a depthwise ``conv2d`` of the masked mosaic, which gives the same
-    interior values and is about 8x faster on a CPU. At the border each lattice is extended by
-    repeating its edge samples, so a constant image comes back exactly everywhere. An odd
-    height or width is extended by one row or column copied from two before (the same colours)
-    and cropped again."""
-    if raw.ndim < 3 or raw.shape[-3] != 1:
-        raise InputError(f"demosaic expects (..., 1, H, W), got shape {tuple(raw.shape)}")
-    *lead, _, h, w = raw.shape
-    if h < 2 or w < 2:
-        raise InputError(f"a Bayer mosaic needs at least 2x2 pixels, got {w}x{h}")
-    x = raw.reshape(-1, h, w)
-    if h % 2:
-        x = torch.cat([x, x[:, -2:-1]], 1)
-    if w % 2:
-        x = torch.cat([x, x[:, :, -2:-1]], 2)
-    red, g_even, g_odd, blue = (
-        x[:, 0::2, 0::2],
-        x[:, 0::2, 1::2],
-        x[:, 1::2, 0::2],
-        x[:, 1::2, 1::2],
-    )
-    rows, cols = 1, 2
-    # out[c][(i, j)]: channel c at the pixels of row parity i and column parity j
-    r01 = (red + _next(red, cols)) / 2
-    r10 = (red + _next(red, rows)) / 2
-    r11 = (r01 + _next(r01, rows)) / 2
-    b10 = (blue + _prev(blue, cols)) / 2
-    b01 = (blue + _prev(blue, rows)) / 2
-    b00 = (b10 + _prev(b10, rows)) / 2
-    g00 = (g_even + _prev(g_even, cols) + g_odd + _prev(g_odd, rows)) / 4
-    g11 = (g_odd + _next(g_odd, cols) + g_even + _next(g_even, rows)) / 4
-    out = x.new_empty(x.shape[0], 3, x.shape[1], x.shape[2])
-    for c, phases in enumerate(
-        ((red, r01, r10, r11), (g00, g_even, g_odd, g11), (b00, b01, b10, blue))
-    ):
-        for (i, j), plane in zip(((0, 0), (0, 1), (1, 0), (1, 1)), phases, strict=True):
-            out[:, c, i::2, j::2] = plane
-    return out[..., :h, :w].reshape(*lead, 3, h, w)
-
-
 def _apply_matrix(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """``out[c] = sum_k m[c, k] x[k]`` over the channel axis of ``(..., 3, H, W)`` (a batched
     matmul: much faster than ``einsum`` or a 1x1 convolution on a CPU)."""
@@ -376,9 +339,13 @@ def camera_noisy_burst(
     sigma_s: float | torch.Tensor,
     generator: torch.Generator,
     params: CameraParams,
+    *,
+    linear: bool = False,
 ) -> torch.Tensor:
     """A clean linear burst ``(N, 3, H, W)`` (values in [0, 1]; clamped) -> noisy developed sRGB
-    frames ``(N, 3, H, W)`` in [0, 1], 8-bit values (and JPEG with ``params.jpeg_quality``).
+    frames ``(N, 3, H, W)`` in [0, 1], 8-bit values (and JPEG with ``params.jpeg_quality``);
+    with ``linear``, those frames linearised (``srgb_to_linear``), as the rest of the package
+    takes them (:data:`camera_noisy_linear`).
 
     Steps: sRGB encoding, :func:`unprocess`, RGGB :func:`mosaic`, shot and read noise
     ``N(0, sigma_r^2 + sigma_s * y)`` drawn on the mosaic (y the raw value, where the sensor
@@ -404,142 +371,10 @@ def camera_noisy_burst(
             # The photo was sharpened by its own camera: sharpen the noise only (the clean
             # developed frame is the photo itself, up to highlights with preserve_highlights)
             developed = srgb + unsharp_mask(developed - srgb, params.sharpen)
-    return encode_8bit(developed, params.jpeg_quality)
+    frames = encode_8bit(developed, params.jpeg_quality)
+    return srgb_to_linear(frames) if linear else frames
 
 
-# --------------------------------------------------------------------------- noise line
-@dataclass(frozen=True)
-class NoiseFit:
-    """Noise variance ``a + b * x`` of a burst against its clean linear intensity x: per
-    channel (``a``, ``b`` of shape ``(C,)``) and for all channels pooled."""
-
-    a: np.ndarray
-    b: np.ndarray
-    a_pooled: float
-    b_pooled: float
-
-    @property
-    def sigma_r(self) -> float:
-        """The pooled fit in the terms of :mod:`burstkpn.data.degrade.noise`: ``sqrt(a)``."""
-        return math.sqrt(self.a_pooled)
-
-    @property
-    def sigma_s(self) -> float:
-        return self.b_pooled
-
-    def noise_map(self, noisy: torch.Tensor) -> torch.Tensor:
-        """``sqrt(a + b * max(x, 0))`` per channel of a noisy linear image ``(C, H, W)`` (the
-        per-channel analogue of eq. 1 of [AME-KPN])."""
-        a = torch.as_tensor(self.a, dtype=noisy.dtype, device=noisy.device).view(-1, 1, 1)
-        b = torch.as_tensor(self.b, dtype=noisy.dtype, device=noisy.device).view(-1, 1, 1)
-        return (a + b * noisy.clamp_min(0)).sqrt()
-
-
-def _line_from_bins(
-    x: np.ndarray, y: np.ndarray, n: np.ndarray, iterations: int = 3
-) -> tuple[float, float]:
-    """Weighted least-squares line ``y = a + b x`` through bin means ``(x, y)`` of ``n``
-    squared residuals each, constrained to ``a, b >= 0``. A mean of n squared Gaussian residuals
-    of variance v has variance ``2 v^2 / n``, so the weights are ``n / v^2`` with v from the
-    previous iteration (first: the observed means)."""
-    if x.size == 0:
-        return 0.0, 0.0
-    v = np.maximum(y, 1e-12)
-    a = b = 0.0
-    for _ in range(iterations):
-        a, b = nonnegative_line(x, y, n / np.square(v))
-        v = np.maximum(a + b * x, 1e-12)
-    return a, b
-
-
-def _bin_statistics(
-    x: torch.Tensor, r2: torch.Tensor, bins: int, edge: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Count, sum of x and sum of r2 per channel and intensity bin, ``(C, bins)`` each (float64),
-    from clean values ``x`` and squared errors ``r2`` of shape ``(C, P)``; values within
-    ``edge`` of 0 or 1 go to a discarded extra bin. One ``bincount`` pass per statistic for all
-    channels, in float32 with int32 indices (conversions to float64 / int64 cost more than the
-    rest of the fit on a CPU; float32 sums of 1e6 values are good to 1e-4)."""
-    c = x.shape[0]
-    idx = (x * bins).clamp_(0, bins - 1).floor_()
-    idx += bins * torch.arange(c, dtype=idx.dtype, device=x.device)[:, None]
-    idx.masked_fill_((x <= edge) | (x >= 1 - edge), c * bins)
-    idx = idx.flatten().int()
-
-    def count(weights: torch.Tensor | None) -> np.ndarray:
-        w = None if weights is None else weights.flatten()
-        out = torch.bincount(idx, weights=w, minlength=c * bins + 1)
-        return out[:-1].view(c, bins).cpu().numpy().astype(np.float64)
-
-    return count(None), count(x), count(r2)
-
-
-def _fit_bins(n: np.ndarray, sx: np.ndarray, sy: np.ndarray, margin: float) -> tuple[float, float]:
-    """The noise line through one set of intensity bins (see :func:`fit_noise_line`)."""
-    used = n > 0
-    if not used.any():
-        return 0.0, 0.0
-    n, x, y = n[used], sx[used] / n[used], sy[used] / n[used]
-    a, b = _line_from_bins(x, y, n)
-    # Developed frames are clipped at black and white: where the clean value lies within a few
-    # noise deviations of 0 or 1, part of the noise was clipped away and the squared error
-    # underestimates the variance. Drop those bins with the current fit and refit.
-    for _ in range(2):
-        s = np.sqrt(np.maximum(a + b * x, 0))
-        inner = (x > margin * s) & (x < 1 - margin * s)
-        if inner.sum() < 2:
-            break
-        a, b = _line_from_bins(x[inner], y[inner], n[inner])
-    return a, b
-
-
-def fit_noise_line(
-    clean_linear: torch.Tensor,
-    noisy_linear: torch.Tensor,
-    *,
-    bins: int = 128,
-    margin: float = 3.0,
-    edge: float = 1e-3,
-) -> NoiseFit:
-    """Least-squares line ``(noisy - clean)^2 = a + b * clean`` of bursts or images
-    ``(..., C, H, W)`` in linear light, per channel and pooled; ``a, b >= 0``.
-
-    For a camera burst, ``noisy`` is the developed frames linearised (``srgb_to_linear``) and
-    ``clean`` the linear photo; the line is then the shot / read model that best describes the
-    noise as it reaches the network, i.e. what a burst noise estimator should find and what the
-    noise map of such a burst is made of (``sigma_r = sqrt(a)``, ``sigma_s = b``).
-
-    The squared errors are averaged in ``bins`` equal intensity bins and the line is fitted
-    through the bin means by weighted least squares (:func:`_line_from_bins`). Clean values
-    within ``edge`` of 0 or 1 are left out, and then the bins within ``margin`` fitted noise
-    deviations of them, because clipping at black and white shrinks their errors."""
-    if clean_linear.shape != noisy_linear.shape or clean_linear.ndim < 3:
-        raise InputError(
-            f"clean {tuple(clean_linear.shape)} and noisy {tuple(noisy_linear.shape)} must be "
-            "images or bursts (..., C, H, W) of one shape"
-        )
-    c = clean_linear.shape[-3]
-    clean = clean_linear.detach().float()
-    x = clean.movedim(-3, 0).reshape(c, -1)
-    r2 = (noisy_linear.detach().float() - clean).square_().movedim(-3, 0).reshape(c, -1)
-    n, sx, sy = _bin_statistics(x, r2, bins, edge)
-    per = [_fit_bins(n[k], sx[k], sy[k], margin) for k in range(c)]
-    a_pooled, b_pooled = _fit_bins(n.sum(0), sx.sum(0), sy.sum(0), margin)
-    return NoiseFit(
-        a=np.array([p[0] for p in per]),
-        b=np.array([p[1] for p in per]),
-        a_pooled=a_pooled,
-        b_pooled=b_pooled,
-    )
-
-
-def camera_noisy_linear(
-    clean_linear: torch.Tensor,
-    sigma_r: float | torch.Tensor,
-    sigma_s: float | torch.Tensor,
-    generator: torch.Generator,
-    params: CameraParams,
-) -> torch.Tensor:
-    """:func:`camera_noisy_burst` linearised: the noisy burst in linear light, as the rest of
-    the package takes it (``(N, 3, H, W)``, values in [0, 1])."""
-    return srgb_to_linear(camera_noisy_burst(clean_linear, sigma_r, sigma_s, generator, params))
+# :func:`camera_noisy_burst` in linear light: the noisy burst ``(N, 3, H, W)`` as the datasets
+# and test sets take it (values in [0, 1])
+camera_noisy_linear = partial(camera_noisy_burst, linear=True)

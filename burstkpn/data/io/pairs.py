@@ -35,6 +35,26 @@ def _unmatched(kind: str, files: list[Path], root: Path) -> InputError:
     return InputError(f"{kind} in '{root}': '{first}'{more}")
 
 
+def _matched(
+    pairs: list[tuple[Path, Path | None]],
+    clean: set[Path],
+    root: Path,
+    no_clean: str,
+    no_degraded: str,
+) -> list[tuple[Path, Path]]:
+    """``pairs`` once every degraded file's partner is among the ``clean`` files (``None``: it
+    has none) and every clean file is some degraded file's partner; else the
+    :func:`_unmatched` error of the first unmatched files (``no_clean`` / ``no_degraded`` name
+    what they lack)."""
+    missing = [p for p, q in pairs if q not in clean]
+    if missing:
+        raise _unmatched(no_clean, missing, root)
+    lonely = sorted(clean - {q for _, q in pairs})
+    if lonely:
+        raise _unmatched(no_degraded, lonely, root)
+    return pairs  # type: ignore[return-value]  # every partner is a clean file
+
+
 def _sidd_pairs(root: Path, files: list[Path]) -> list[tuple[Path, Path]]:
     noisy = [p for p in files if re.search("noisy", p.name, re.IGNORECASE)]
     gt = {p for p in files if re.search(r"(?<![a-z])gt(?![a-z])", p.name, re.IGNORECASE)}
@@ -44,26 +64,16 @@ def _sidd_pairs(root: Path, files: list[Path]) -> list[tuple[Path, Path]]:
         return p.with_name(re.sub("noisy", swap, p.name, count=1, flags=re.IGNORECASE))
 
     pairs = [(p, partner(p)) for p in noisy]
-    missing = [p for p, q in pairs if q not in gt]
-    if missing:
-        raise _unmatched("no ground truth (NOISY -> GT) for", missing, root)
-    lonely = sorted(gt - {q for _, q in pairs})
-    if lonely:
-        raise _unmatched("no noisy image (GT -> NOISY) for", lonely, root)
-    return pairs
+    return _matched(
+        pairs, gt, root, "no ground truth (NOISY -> GT) for", "no noisy image (GT -> NOISY) for"
+    )
 
 
 def _gopro_pairs(root: Path, files: list[Path]) -> list[tuple[Path, Path]]:
     blur = [p for p in files if p.parent.name.lower() == "blur"]
     sharp = {p for p in files if p.parent.name.lower() == "sharp"}
     pairs = [(p, p.parent.parent / "sharp" / p.name) for p in blur]
-    missing = [p for p, q in pairs if q not in sharp]
-    if missing:
-        raise _unmatched("no sharp/ image for", missing, root)
-    lonely = sorted(sharp - {q for _, q in pairs})
-    if lonely:
-        raise _unmatched("no blur/ image for", lonely, root)
-    return pairs
+    return _matched(pairs, sharp, root, "no sharp/ image for", "no blur/ image for")
 
 
 def _polyu_pairs(root: Path, files: list[Path]) -> list[tuple[Path, Path]]:
@@ -74,18 +84,10 @@ def _polyu_pairs(root: Path, files: list[Path]) -> list[tuple[Path, Path]]:
             real.append(p)
         elif stem.endswith("_mean"):
             mean[(p.parent, stem[: -len("_mean")])] = p
-    pairs, missing = [], []
-    for p in real:
-        q = mean.pop((p.parent, p.stem.lower()[: -len("_real")]), None)
-        if q is None:
-            missing.append(p)
-        else:
-            pairs.append((p, q))
-    if missing:
-        raise _unmatched("no _mean image for", missing, root)
-    if mean:
-        raise _unmatched("no _real image for", sorted(mean.values()), root)
-    return pairs
+    clean = set(mean.values())
+    # each _mean image pairs once (popped): a second _real image with its stem has none
+    pairs = [(p, mean.pop((p.parent, p.stem.lower()[: -len("_real")]), None)) for p in real]
+    return _matched(pairs, clean, root, "no _mean image for", "no _real image for")
 
 
 _FINDERS = {"sidd": _sidd_pairs, "gopro": _gopro_pairs, "polyu": _polyu_pairs}

@@ -33,7 +33,6 @@ zip timestamps, so the same inputs, seed and torch version give byte-identical f
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,19 +50,14 @@ from burstkpn.data.degrade.camera import (
 )
 from burstkpn.data.degrade.noise import NoiseLevel, add_noise, parse_noise
 from burstkpn.data.degrade.synth import MotionConfig, crop_burst, sample_geometry
-from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.io.images import list_images, load_linear
 from burstkpn.data.sampling import match_channels
 from burstkpn.data.testsets.manifest import (
-    NOISY_OFFSET,
-    NOISY_SCALE,
     ManifestTestSet,
+    ManifestWriter,
     TestSample,
-    encode_noisy,
-    npz_bytes,
-    seeded_generator,
-    unique_name,
-    write_manifest,
+    level_records,
+    sample_npz,
 )
 from burstkpn.errors import InputError
 
@@ -77,15 +71,8 @@ def burst_npz(
 ) -> tuple[bytes, int]:
     """The ``.npz`` bytes of one burst (``noisy`` ``(N, C, H, W)``, ``clean`` ``(C, H, W)``)
     and the number of noisy values clipped by the 16-bit encoding."""
-    codes, clipped = encode_noisy(noisy)
-    arrays = {
-        "noisy_u16": codes,
-        "clean": clean.numpy().astype(np.float32),
-        "offsets": offsets.numpy().astype(np.int64),
-        "sigma_r": np.float64(level.sigma_r),
-        "sigma_s": np.float64(level.sigma_s),
-    }
-    return npz_bytes(arrays), clipped
+    offsets = offsets.numpy().astype(np.int64)
+    return sample_npz(noisy, clean, level.sigma_r, level.sigma_s, offsets=offsets)
 
 
 # --------------------------------------------------------------------------- writing
@@ -145,15 +132,13 @@ def make_testset(
     if not noise_levels:
         raise InputError("no noise levels given")
     refs = list_images(source)
-    out = prepare_output_dir(out_dir, force)
+    writer = ManifestWriter(out_dir, seed=seed, force=force)
     motion = MotionConfig()
-    names: dict[str, int] = {}
-    entries = []
     for ref in tqdm(refs, desc="make-testset", unit="image", disable=not progress):
-        name = unique_name(ref, names)
+        name = writer.name(ref)
         image = match_channels(load_linear(ref), channels)
         try:
-            g = seeded_generator(seed, name)
+            g = writer.generator(name)
             geometry = sample_geometry(
                 image.shape[-2],
                 image.shape[-1],
@@ -168,10 +153,10 @@ def make_testset(
         clean_burst = crop_burst(image, geometry)
         camera = None
         if pipeline == "camera":
-            gc = seeded_generator(seed, name, CAMERA_KEY)
+            gc = writer.generator(name, CAMERA_KEY)
             camera = sample_camera_params(gc)
         for level in noise_levels:
-            gl = seeded_generator(seed, name, level.name)
+            gl = writer.generator(name, level.name)
             extra: dict = {}
             if camera is None:
                 noisy = add_noise(clean_burst, level.sigma_r, level.sigma_s, gl)
@@ -179,21 +164,17 @@ def make_testset(
             else:
                 noisy, stored, extra = _camera_burst(clean_burst, level, gl, camera)
             data, clipped = burst_npz(noisy, clean_burst[0], geometry.offsets, stored)
-            rel = f"bursts/{name}_{level.name}.npz"
-            atomic_write_bytes(out / rel, data)
-            entries.append(
-                {
-                    "file": rel,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "image": name,
-                    "source": str(ref),
-                    "level": level.name,
-                    "sigma_r": stored.sigma_r,
-                    "sigma_s": stored.sigma_s,
-                    "clipped": clipped,
-                    **geometry.to_dict(),
-                    **extra,
-                }
+            writer.write(
+                f"bursts/{name}_{level.name}.npz",
+                data,
+                image=name,
+                source=str(ref),
+                level=level.name,
+                sigma_r=stored.sigma_r,
+                sigma_s=stored.sigma_s,
+                clipped=clipped,
+                **geometry.to_dict(),
+                **extra,
             )
     generator = {
         "seed": seed,
@@ -202,18 +183,15 @@ def make_testset(
         "mode": mode,
         "channels": channels,
         "pipeline": pipeline,
-        "levels": [
-            {"name": lv.name, "sigma_r": lv.sigma_r, "sigma_s": lv.sigma_s} for lv in noise_levels
-        ],
+        "levels": level_records(noise_levels),
         "motion": {
             "max_small": motion.max_small,
             "max_large": motion.max_large,
             "poisson_lambda": motion.poisson_lambda,
             "downsample": motion.downsample,
         },
-        "noisy_encoding": {"offset": NOISY_OFFSET, "scale": NOISY_SCALE, "dtype": "uint16"},
     }
-    return write_manifest(out, FORMAT, generator, "bursts", entries)
+    return writer.finish(FORMAT, "bursts", generator)
 
 
 # --------------------------------------------------------------------------- reading

@@ -26,7 +26,6 @@ inputs, seed and versions give byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,17 +36,14 @@ from tqdm.auto import tqdm
 
 from burstkpn.data.degrade.blur import convolve_valid, motion_blur_kernel
 from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
-from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.io.images import list_images, load_linear
 from burstkpn.data.sampling import match_channels
 from burstkpn.data.testsets.manifest import (
     ManifestTestSet,
+    ManifestWriter,
     decode_noisy,
     encode_noisy,
     npz_bytes,
-    seeded_generator,
-    unique_name,
-    write_manifest,
 )
 from burstkpn.errors import InputError
 
@@ -72,15 +68,13 @@ def make_deblur_testset(
     if not parsed:
         raise InputError("no levels given")
     refs = list_images(source)
-    out = prepare_output_dir(out_dir, force)
-    names: dict[str, int] = {}
-    entries = []
+    writer = ManifestWriter(out_dir, seed=seed, force=force)
     for ref in tqdm(refs, desc="make-testset deblur", unit="image", disable=not progress):
-        name = unique_name(ref, names)
+        name = writer.name(ref)
         sharp_full = match_channels(load_linear(ref), 3)
         if min(sharp_full.shape[-2:]) < kernel_size + 16:
             raise InputError(f"{ref}: too small for a {kernel_size} px blur kernel")
-        g = seeded_generator(seed, name)
+        g = writer.generator(name)
         kernel = motion_blur_kernel(kernel_size, g)
         blurry_clean = convolve_valid(sharp_full, kernel)
         r = kernel_size // 2
@@ -88,7 +82,7 @@ def make_deblur_testset(
         for level in parsed:
             blurry, sr, ss = blurry_clean, 0.0, 0.0
             if level is not None:
-                gl = seeded_generator(seed, name, level.name)
+                gl = writer.generator(name, level.name)
                 blurry = add_noise(blurry_clean[None], level.sigma_r, level.sigma_s, gl)[0]
                 sr, ss = level.sigma_r, level.sigma_s
             codes, clipped = encode_noisy(blurry)
@@ -102,20 +96,16 @@ def make_deblur_testset(
                 }
             )
             tag = NO_NOISE if level is None else level.name
-            rel = f"pairs/{name}_{tag}.npz"
-            atomic_write_bytes(out / rel, data)
-            entries.append(
-                {
-                    "file": rel,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "image": name,
-                    "source": str(ref),
-                    "level": tag,
-                    "sigma_r": sr,
-                    "sigma_s": ss,
-                    "clipped": clipped,
-                    "size": [int(sharp.shape[1]), int(sharp.shape[2])],
-                }
+            writer.write(
+                f"pairs/{name}_{tag}.npz",
+                data,
+                image=name,
+                source=str(ref),
+                level=tag,
+                sigma_r=sr,
+                sigma_s=ss,
+                clipped=clipped,
+                size=[int(sharp.shape[1]), int(sharp.shape[2])],
             )
     generator = {
         "seed": seed,
@@ -123,9 +113,8 @@ def make_deblur_testset(
         "kernel": "motion_blur_kernel(size, extent uniform in [1, (size - 1) / 2], steps=32, "
         "momentum=0.8, jitter=0.5)",
         "levels": [NO_NOISE if lv is None else lv.name for lv in parsed],
-        "blurry_encoding": {"offset": -1.0, "scale": 4.0 / 65535, "dtype": "uint16"},
     }
-    return write_manifest(out, FORMAT, generator, "pairs", entries)
+    return writer.finish(FORMAT, "pairs", generator, encoding="blurry_encoding")
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """What the three test sets (:mod:`~burstkpn.data.testsets.burst`,
 :mod:`~burstkpn.data.testsets.video`, :mod:`~burstkpn.data.testsets.deblur`) share: the folder
-format, its writing helpers and the reader base class :class:`ManifestTestSet`.
+format, its writer (:class:`ManifestWriter` and the helpers it uses) and the reader base class
+:class:`ManifestTestSet`.
 
 A test-set folder holds ``manifest.json`` (``format``, ``version``, a ``generator`` block with
 the generation parameters, and one entry per file with its sha256) and the ``.npz`` files it
@@ -19,12 +20,13 @@ seed and the crc32 keys of its name and, for the noise, of the level's name
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +34,8 @@ import numpy as np
 import torch
 
 from burstkpn import __version__
-from burstkpn.data.degrade.noise import estimate_noise_map
-from burstkpn.data.io.files import atomic_write_bytes, sha256_file
+from burstkpn.data.degrade.noise import NoiseLevel, estimate_noise_map
+from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir, sha256_file
 from burstkpn.data.io.images import image_name
 from burstkpn.data.sampling import derive_seed
 from burstkpn.errors import InputError, MissingInputError
@@ -118,6 +120,72 @@ def write_manifest(out: Path, fmt: str, generator: dict, key: str, entries: list
     }
     atomic_write_bytes(out / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
+
+
+def level_records(levels: Sequence[NoiseLevel]) -> list[dict]:
+    """The noise levels of a test set as its generator block lists them."""
+    return [{"name": lv.name, "sigma_r": lv.sigma_r, "sigma_s": lv.sigma_s} for lv in levels]
+
+
+def sample_npz(
+    noisy: torch.Tensor,
+    clean: torch.Tensor,
+    sigma_r: float,
+    sigma_s: float,
+    **arrays: np.ndarray,
+) -> tuple[bytes, int]:
+    """The ``.npz`` bytes of one noisy sample as :meth:`TestSample.from_npz` reads it
+    (``noisy`` ``(N, C, H, W)`` as 16-bit codes, ``clean`` ``(C, H, W)`` as float32, the noise
+    parameters, and the test set's own ``arrays``) and the number of noisy values clipped by the
+    16-bit encoding."""
+    codes, clipped = encode_noisy(noisy)
+    data = npz_bytes(
+        {
+            "noisy_u16": codes,
+            "clean": clean.numpy().astype(np.float32),
+            "sigma_r": np.float64(sigma_r),
+            "sigma_s": np.float64(sigma_s),
+            **arrays,
+        }
+    )
+    return data, clipped
+
+
+class ManifestWriter:
+    """Writes one test-set folder: prepares ``out_dir``
+    (:func:`~burstkpn.data.io.files.prepare_output_dir`), names the images uniquely
+    (:meth:`name`), seeds their generators from the set's ``seed`` (:meth:`generator`), writes
+    each file atomically with its manifest entry (:meth:`write`) and ``manifest.json`` last
+    (:meth:`finish`)."""
+
+    def __init__(self, out_dir: str | os.PathLike, *, seed: int, force: bool) -> None:
+        self.out = prepare_output_dir(out_dir, force)
+        self.seed = seed
+        self.entries: list[dict] = []
+        self._taken: dict[str, int] = {}
+
+    def name(self, ref: str) -> str:
+        """The unique name of image ``ref`` in this set (:func:`unique_name`)."""
+        return unique_name(ref, self._taken)
+
+    def generator(self, *keys: int | str) -> torch.Generator:
+        """:func:`seeded_generator` of the set's seed and ``keys``."""
+        return seeded_generator(self.seed, *keys)
+
+    def write(self, rel: str, data: bytes, **fields) -> None:
+        """Write ``data`` to ``rel`` in the folder and add its entry: ``file``, ``sha256``,
+        then ``fields``."""
+        atomic_write_bytes(self.out / rel, data)
+        self.entries.append({"file": rel, "sha256": hashlib.sha256(data).hexdigest(), **fields})
+
+    def finish(
+        self, fmt: str, key: str, generator: dict, *, encoding: str = "noisy_encoding"
+    ) -> dict:
+        """Write ``manifest.json`` with the entries under ``key`` and return it. The
+        ``generator`` block ends with the 16-bit code range of the degraded values, under
+        ``encoding``."""
+        codes = {"offset": NOISY_OFFSET, "scale": NOISY_SCALE, "dtype": "uint16"}
+        return write_manifest(self.out, fmt, {**generator, encoding: codes}, key, self.entries)
 
 
 # --------------------------------------------------------------------------- reading

@@ -25,7 +25,6 @@ same scenes); the noise has its own seed per level. Byte-reproducible like the b
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -43,7 +42,6 @@ from burstkpn.data.degrade.video import (
     synthesize_clip,
 )
 from burstkpn.data.io.clips import find_clips, is_clip_folder
-from burstkpn.data.io.files import atomic_write_bytes, prepare_output_dir
 from burstkpn.data.io.images import (
     image_to_tensor,
     list_images,
@@ -53,15 +51,13 @@ from burstkpn.data.io.images import (
 )
 from burstkpn.data.sampling import match_channels
 from burstkpn.data.testsets.manifest import (
-    NOISY_OFFSET,
-    NOISY_SCALE,
     ManifestTestSet,
+    ManifestWriter,
     TestSample,
-    encode_noisy,
-    npz_bytes,
+    level_records,
+    sample_npz,
     seeded_generator,
     unique_name,
-    write_manifest,
 )
 from burstkpn.errors import InputError
 
@@ -206,44 +202,36 @@ def make_video_testset(
             channels=channels,
             motion=motion,
         )
-    out = prepare_output_dir(out_dir, force)
+    writer = ManifestWriter(out_dir, seed=seed, force=force)
     time = torch.arange(num_frames) - num_frames // 2
-    entries = []
     for win in tqdm(items, desc="make-testset video", unit="window", disable=not progress):
         burst = win.clip[order]
+        moved = win.motion[order]
         for level in noise_levels:
-            gl = seeded_generator(seed, win.name, level.name)
+            gl = writer.generator(win.name, level.name)
             noisy = add_noise(burst, level.sigma_r, level.sigma_s, gl)
-            codes, clipped = encode_noisy(noisy)
-            data = npz_bytes(
-                {
-                    "noisy_u16": codes,
-                    "clean": burst[0].numpy().astype(np.float32),
-                    "time": time[order].numpy().astype(np.int64),
-                    "motion": win.motion[order].numpy().astype(np.float64),
-                    "sigma_r": np.float64(level.sigma_r),
-                    "sigma_s": np.float64(level.sigma_s),
-                }
+            data, clipped = sample_npz(
+                noisy,
+                burst[0],
+                level.sigma_r,
+                level.sigma_s,
+                time=time[order].numpy().astype(np.int64),
+                motion=moved.numpy().astype(np.float64),
             )
-            rel = f"windows/{win.name}_{level.name}.npz"
-            atomic_write_bytes(out / rel, data)
-            moved = win.motion[order]
-            entries.append(
-                {
-                    "file": rel,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "image": win.name,
-                    "source": win.source,
-                    "frames": None if win.frames is None else [win.frames[i] for i in order],
-                    "level": level.name,
-                    "sigma_r": level.sigma_r,
-                    "sigma_s": level.sigma_s,
-                    "clipped": clipped,
-                    "top": win.top,
-                    "left": win.left,
-                    "size": list(burst.shape[-2:]),
-                    "motion": None if torch.isnan(moved).any() else moved.tolist(),
-                }
+            writer.write(
+                f"windows/{win.name}_{level.name}.npz",
+                data,
+                image=win.name,
+                source=win.source,
+                frames=None if win.frames is None else [win.frames[i] for i in order],
+                level=level.name,
+                sigma_r=level.sigma_r,
+                sigma_s=level.sigma_s,
+                clipped=clipped,
+                top=win.top,
+                left=win.left,
+                size=list(burst.shape[-2:]),
+                motion=None if torch.isnan(moved).any() else moved.tolist(),
             )
     generator = {
         "seed": seed,
@@ -254,13 +242,10 @@ def make_video_testset(
         "patch_size": patch_size,
         "windows_per_clip": windows,
         "channels": channels,
-        "levels": [
-            {"name": lv.name, "sigma_r": lv.sigma_r, "sigma_s": lv.sigma_s} for lv in noise_levels
-        ],
+        "levels": level_records(noise_levels),
         "motion": asdict(motion) if layout == "photos" else None,
-        "noisy_encoding": {"offset": NOISY_OFFSET, "scale": NOISY_SCALE, "dtype": "uint16"},
     }
-    return write_manifest(out, FORMAT, generator, "windows", entries)
+    return writer.finish(FORMAT, "windows", generator)
 
 
 # --------------------------------------------------------------------------- reading

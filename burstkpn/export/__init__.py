@@ -1,0 +1,47 @@
+"""ONNX export of the kernel-prediction burst models (KPN, MKPN, AME-KPN) and an onnxruntime
+backend with the call interface of the torch models: :mod:`.graph` traces and checks the
+graph (:func:`export_onnx`), :mod:`.backend` runs it (:class:`OnnxModel`)."""
+
+from burstkpn.export.backend import (
+    AttentionSlot,
+    OnnxModel,
+    cache_dir,
+    cached_export,
+    read_onnx_metadata,
+)
+from burstkpn.export.graph import (
+    DEFAULT_OPSET,
+    FORMAT,
+    FORMAT_VERSION,
+    INSTALL_HINT,
+    OPSETS,
+    attention_modules,
+    attention_strides,
+    check_exportable,
+    export_onnx,
+    onnx_bytes,
+    onnx_traits,
+    require,
+    weights_sha256,
+)
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "INSTALL_HINT",
+    "OPSETS",
+    "AttentionSlot",
+    "OnnxModel",
+    "attention_modules",
+    "attention_strides",
+    "cache_dir",
+    "cached_export",
+    "check_exportable",
+    "export_onnx",
+    "onnx_bytes",
+    "onnx_traits",
+    "read_onnx_metadata",
+    "require",
+    "weights_sha256",
+]
