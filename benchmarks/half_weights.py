@@ -8,8 +8,8 @@ bursts (embedded scikit-image photos, 128 px, AME-KPN Gains 1-4, fixed seeds, fl
 compute); the largest output difference and the PSNR of both against the clean reference are
 reported. With ``--write`` the file is replaced (atomically) by its float16 copy, its metadata
 card gaining a ``storage`` entry with these measurements; a file stored in float16 already is
-measured and left alone. Models compute in float32 either way: ``load_model`` copies the
-half-precision tensors into float32 parameters.
+skipped (neither measured nor written). Models compute in float32 either way: ``load_model``
+copies the half-precision tensors into float32 parameters.
 """
 
 from __future__ import annotations
