@@ -9,6 +9,12 @@ Annealed loss, eq. (8): L = l(Y, Y_gt) + beta * alpha^t * sum_i l(Y_i, Y_gt), wi
 per-frame predictions Y_i, alpha = 0.9998, beta = 100 and t the optimisation step.
 Gamma is applied without clipping (it is linear below zero), so gradients reach
 out-of-range predictions.
+
+Optional coarse term (ours, not the papers'; ``coarse_weight``, default 0): ``mu || B(Gamma(Y))
+- B(Gamma(Y_gt)) ||_1`` with ``B`` the mean over 4x4 blocks. The gradient term of eq. (7) sees
+high frequencies and the L2 term is small beside it, so an error that is smooth over a few
+pixels (the low-frequency "blotches" of the noise a burst can average away) weighs little in
+eq. (7); the coarse term weighs it like the gradient term weighs edges (issue 23).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from burstkpn.data.io.images import linear_to_srgb
@@ -23,6 +30,7 @@ from burstkpn.data.io.images import linear_to_srgb
 ALPHA = 0.9998
 BETA = 100.0
 GRAD_WEIGHT = 1.0  # lambda of eq. (7); the papers do not give a value
+COARSE_SCALE = 4  # block size of the optional coarse term (module docstring)
 
 
 def _gamma(x: torch.Tensor) -> torch.Tensor:
@@ -36,17 +44,33 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
+def block_means(x: torch.Tensor, scale: int = COARSE_SCALE) -> torch.Tensor:
+    """Means over ``scale`` x ``scale`` blocks of ``(..., H, W)`` (a partial last block is
+    left out)."""
+    h, w = x.shape[-2:]
+    means = F.avg_pool2d(x.reshape(-1, 1, h, w), scale)
+    return means.reshape(*x.shape[:-2], h // scale, w // scale)
+
+
 def basic_loss(
-    pred: torch.Tensor, target: torch.Tensor, grad_weight: float = GRAD_WEIGHT
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    grad_weight: float = GRAD_WEIGHT,
+    coarse_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Eq. (7) on linear-light images of any matching shape ``(..., H, W)``; returns the
-    terms ``l2``, ``grad`` and their weighted sum ``loss``."""
+    terms ``l2``, ``grad`` and their weighted sum ``loss``. ``coarse_weight`` > 0 adds the
+    coarse term of the module docstring (returned as ``coarse``) to ``loss``."""
     gp, gt = _gamma(pred), _gamma(target)
     l2 = (gp - gt).pow(2).mean()
     dyp, dxp = image_gradients(gp)
     dyt, dxt = image_gradients(gt)
     grad = 0.5 * ((dyp - dyt).abs().mean() + (dxp - dxt).abs().mean())
-    return {"l2": l2, "grad": grad, "loss": l2 + grad_weight * grad}
+    out = {"l2": l2, "grad": grad, "loss": l2 + grad_weight * grad}
+    if coarse_weight > 0:
+        out["coarse"] = (block_means(gp) - block_means(gt)).abs().mean()
+        out["loss"] = out["loss"] + coarse_weight * out["coarse"]
+    return out
 
 
 def anneal_weight(step: int, alpha: float = ALPHA, beta: float = BETA) -> float:
@@ -80,17 +104,23 @@ def annealed_loss(
     alpha: float = ALPHA,
     beta: float = BETA,
     grad_weight: float = GRAD_WEIGHT,
+    coarse_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Eq. (8). ``image`` / ``target`` ``(B, C, H, W)``, ``frames`` ``(B, N, C, H, W)`` or
     ``None`` (models without per-frame predictions: then L = l). Returns ``loss`` (total),
-    ``basic``, ``l2``, ``grad``, ``frames`` (sum_i l(Y_i, Y_gt)) and ``anneal_weight``."""
-    terms = basic_loss(image, target, grad_weight)
+    ``basic``, ``l2``, ``grad`` (and ``coarse`` when ``coarse_weight`` > 0), ``frames``
+    (sum_i l(Y_i, Y_gt)) and ``anneal_weight``. ``l`` is eq. (7) with the coarse term."""
+    terms = basic_loss(image, target, grad_weight, coarse_weight)
     weight = anneal_weight(step, alpha, beta)
-    out = {"basic": terms["loss"], "l2": terms["l2"], "grad": terms["grad"]}
+    out = {"basic": terms["loss"]} | {k: v for k, v in terms.items() if k != "loss"}
     out["anneal_weight"] = torch.tensor(weight)
     frames = None if beta == 0 else frames
     out["frames"], out["loss"] = _annealed(
-        terms["loss"], frames, target, weight, lambda y, t: basic_loss(y, t, grad_weight)["loss"]
+        terms["loss"],
+        frames,
+        target,
+        weight,
+        lambda y, t: basic_loss(y, t, grad_weight, coarse_weight)["loss"],
     )
     return out
 

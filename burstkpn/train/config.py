@@ -48,6 +48,9 @@ class TrainConfig:
     alpha: float = 0.9998
     beta: float = 100.0
     grad_weight: float = 1.0
+    # bursts: weight of the coarse term (L1 of 4x4 block means, burstkpn/losses.py) added to
+    # eq. (7); 0: the paper's loss
+    coarse_weight: float = 0.0
     # "auto": bf16 autocast where the hardware runs it natively, else fp32 (runtime.py);
     # a new run stores the resolved value so a resume elsewhere computes the same way
     precision: str = "auto"

@@ -226,6 +226,7 @@ def train(
                 alpha=cfg.alpha,
                 beta=cfg.beta,
                 grad_weight=cfg.grad_weight,
+                coarse_weight=cfg.coarse_weight,
             )
         elif cfg.loss == "group_annealed":  # [DeformKernels] eq. (11)
             terms = group_annealed_loss(
