@@ -28,14 +28,17 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from burstkpn.bench.real import burst_case, resolve_real_method
 from burstkpn.data.degrade.camera import RAW_NOISE_SCALE, camera_noisy_burst, sample_camera_params
 from burstkpn.data.degrade.noise import add_noise, parse_noise
-from burstkpn.data.io.images import linear_to_srgb, list_images, load_linear
+from burstkpn.data.io.images import linear_to_srgb, list_images, load_linear, srgb_to_linear
 from burstkpn.data.sampling import match_channels
+from burstkpn.losses import block_means
+from burstkpn.ops.align import shift_whole_pixels
 
 DOWN = 4  # box factor: one output px is 4 source px, so whole source px are quarter output px
 
@@ -64,16 +67,12 @@ def mse(a: torch.Tensor, b: torch.Tensor, border: int, scale: int = 1) -> float:
     s = (slice(None), slice(border, -border), slice(border, -border))
     d = (a.clamp(0, 1) - b.clamp(0, 1))[s]
     if scale > 1:
-        d = F.avg_pool2d(d[None], scale)[0]
+        d = block_means(d, scale)
     return float((d**2).mean())
 
 
 def whole_pixel_truth(frames: torch.Tensor, shifts) -> torch.Tensor:
     """The pseudo ground truth with every frame moved by whole pixels only (no interpolation)."""
-    import numpy as np
-
-    from burstkpn.ops.align import shift_whole_pixels
-
     moved = shift_whole_pixels(frames.float(), np.rint(shifts))
     return linear_to_srgb(moved.mean(0)).clamp(0, 1)
 
@@ -105,6 +104,7 @@ def main() -> None:
             print(f"{name}: {note}")
             continue
         methods[name] = fn
+    scale = {"box2": 2, "box4": 4}.get(args.variant, 1)
     results: dict = {}
     used = []
     for ref in list_images(args.source):
@@ -125,14 +125,10 @@ def main() -> None:
                 noisy = (noisy.clamp(0, 1) * 255).round() / 255
                 truth = linear_to_srgb(clean[0])
             case = burst_case(noisy, Path(ref).stem)
-            scale = {"box2": 2, "box4": 4}.get(args.variant, 1)
-            if args.variant == "whole":
-                from burstkpn.data.io.images import srgb_to_linear
-                from burstkpn.ops.align import estimate_shifts
-
-                lin = srgb_to_linear(noisy.float())
+            if args.variant == "whole":  # the same shifts, measured once by burst_case
                 half = list(range(len(case.frames), noisy.shape[0]))
-                case.truth = whole_pixel_truth(lin[half], estimate_shifts(lin)[half])
+                shifts = np.asarray(case.info["shifts"])[half]
+                case.truth = whole_pixel_truth(srgb_to_linear(noisy[half].float()), shifts)
             for name, fn in methods.items():
                 out = fn(case)
                 rows = results.setdefault(level.name, {})

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "write_benchmarks_md.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("write_benchmarks_md", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.conftest import load_benchmark
 
 
 def test_extra_section_copies_records_and_images(tmp_path):
-    mod = _load()
+    mod = load_benchmark("write_benchmarks_md")
     rep = tmp_path / "reports" / "vid"
     rep.mkdir(parents=True)
     (rep / "report.md").write_text("# Video\n\n| a |\n\n![fig](motion.png)\n")
@@ -40,7 +31,7 @@ def test_extra_section_copies_records_and_images(tmp_path):
 
 
 def test_extra_section_title(tmp_path):
-    mod = _load()
+    mod = load_benchmark("write_benchmarks_md")
     rep = tmp_path / "r"
     rep.mkdir()
     (rep / "report.md").write_text("# Benchmark\n\ntext\n")

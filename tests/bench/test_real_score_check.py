@@ -3,24 +3,14 @@ error measure."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "real_score_check.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("real_score_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tests.conftest import load_benchmark
 
 
 def test_static_burst_frames_are_box_averages_at_whole_pixel_offsets():
-    mod = _load()
+    mod = load_benchmark("real_score_check")
     image = torch.rand(3, 96, 100, generator=torch.Generator().manual_seed(0))
     burst = mod.static_burst(image, 16, 5, 2, torch.Generator().manual_seed(1))
     assert burst.shape == (5, 3, 16, 16)
@@ -46,13 +36,13 @@ def test_static_burst_frames_are_box_averages_at_whole_pixel_offsets():
 
 
 def test_static_burst_refuses_small_images():
-    mod = _load()
+    mod = load_benchmark("real_score_check")
     image = torch.rand(3, 70, 70)
     assert mod.static_burst(image, 16, 3, 2, torch.Generator().manual_seed(0)) is None
 
 
 def test_mse_inside_the_border_and_on_box_averages():
-    mod = _load()
+    mod = load_benchmark("real_score_check")
     a = torch.zeros(3, 12, 12)
     b = torch.zeros(3, 12, 12)
     b[:, 0] = 1.0  # only inside the border: not counted
