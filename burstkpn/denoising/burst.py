@@ -103,8 +103,8 @@ def check_tile(tile: int) -> None:
 
 def _flat(burst: torch.Tensor) -> bool:
     """Whether every frame of ``burst`` is one constant value (all black, all white)."""
-    flat = burst.flatten(1)
-    return bool((flat.amax(1) == flat.amin(1)).all())
+    low, high = torch.aminmax(burst.flatten(1), dim=1)
+    return bool((low == high).all())
 
 
 @torch.no_grad()
@@ -127,8 +127,8 @@ def denoise_burst(
 
     if frames.ndim != 4 or frames.shape[0] < 2:
         raise InputError(f"expected a burst (N >= 2, C, H, W), got shape {tuple(frames.shape)}")
-    with stage("input checks"):
-        finite = bool(torch.isfinite(frames).all())
+    with stage("input checks"):  # NaN propagates into the extremes, Inf is one of them
+        finite = bool(torch.isfinite(torch.stack(torch.aminmax(frames))).all())
     if not finite:
         raise InputError("the burst contains NaN or Inf values")
     if not 0 <= reference < frames.shape[0]:

@@ -124,8 +124,6 @@ class OnnxModel(nn.Module):
     :func:`cache_dir`). ``threads``: intra-op threads (default: the cores of this process's
     affinity mask)."""
 
-    independent_channels = True
-
     def __init__(self, source: str | os.PathLike | nn.Module, *, threads: int | None = None):
         super().__init__()
 
@@ -142,6 +140,8 @@ class OnnxModel(nn.Module):
         self.tile_margin = int(self.props["tile_margin"])
         self.blind = json.loads(self.props["blind"])
         self.prealign = json.loads(self.props.get("prealign", "false"))  # older files: none
+        self.color = json.loads(self.props.get("color", "false"))  # the colour variant
+        self.independent_channels = not self.color
         self.attention_slots = [
             AttentionSlot(c, s)
             for c, s in zip(
@@ -158,6 +158,7 @@ class OnnxModel(nn.Module):
             self.blind,
             self.multiple,
             tile_margin=self.tile_margin,
+            color=self.color,
             prealign=self.prealign,
         )
 
@@ -167,6 +168,13 @@ class OnnxModel(nn.Module):
     def _feeds(self, burst: torch.Tensor, noise_map: torch.Tensor | None) -> dict:
         """The graph's inputs for ``burst`` padded to the multiple (as the model pads)."""
         b, n, c, h, w = burst.shape
+        if self.color:  # RGB in one pass; a grey burst as three equal planes (forward)
+            if c not in (1, 3):
+                raise InputError(f"the colour variant takes RGB or grey bursts, got {c} channels")
+            burst = burst.expand(b, n, 3, h, w)
+            if noise_map is not None and noise_map.shape == (b, c, h, w):
+                noise_map = noise_map.expand(b, 3, h, w)
+            c = 3
         if self.num_frames == 1 and n > self.input_frames:
             burst, n = burst[:, : self.input_frames], self.input_frames
         if n != self.input_frames:
@@ -193,8 +201,10 @@ class OnnxModel(nn.Module):
 
     def forward(self, burst: torch.Tensor, noise_map: torch.Tensor | None = None) -> DenoiseOutput:
         h, w = burst.shape[-2:]
-        image = self.session.run(["image"], self._feeds(burst, noise_map))[0]
-        return DenoiseOutput(torch.from_numpy(image)[..., :h, :w])
+        image = torch.from_numpy(self.session.run(["image"], self._feeds(burst, noise_map))[0])
+        if self.color and burst.shape[2] == 1:  # a grey burst: the mean of the three planes
+            image = image.mean(1, keepdim=True)
+        return DenoiseOutput(image[..., :h, :w])
 
     def attention_core_stats(
         self,

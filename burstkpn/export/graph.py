@@ -81,8 +81,6 @@ def check_exportable(model: nn.Module) -> KernelPredictionNet:
             f"ONNX export covers the kernel-prediction burst models (kpn, mkpn, ame_kpn), "
             f"not '{name}'"
         )
-    if model.color:
-        raise InputError("ONNX export does not cover the colour variant (color=True) yet")
     return model
 
 
@@ -127,8 +125,11 @@ def onnx_traits(model: KernelPredictionNet, frames: int, source: str, opset: int
         "weights_sha256": weights_sha256(model),
         "num_frames": str(model.num_frames),
         "input_frames": str(frames),
-        # colour planes go through the network as separate batch items ([AME-KPN])
-        "channels": "any (each colour plane is denoised on its own)",
+        # colour planes go through the network as separate batch items ([AME-KPN]); the
+        # colour variant sees R, G and B at once (a grey burst: the caller repeats it to three
+        # planes and averages the output, as OnnxModel does)
+        "channels": "3 (RGB, one pass)" if model.color else "any (each plane on its own)",
+        "color": json.dumps(model.color),
         "blind": json.dumps(model.blind),
         # the runner aligns the frames by whole pixels before such a graph (models/traits.py)
         "prealign": json.dumps(model.prealign),
@@ -219,15 +220,21 @@ def onnx_bytes(
     graph = _Graph(net)
     size = _trace_size(net.backbone.multiple)
     seeded = torch.Generator().manual_seed(0)  # leave the caller's random state alone
-    args = [torch.rand(1, frames, 1, size, size, generator=seeded)]
+    planes = net.COLORS if net.color else 1
+    ch = None if net.color else "channels"  # the colour variant's graph: RGB only
+
+    def dims(*axis_names: str | None) -> dict[int, str]:
+        return {i: d for i, d in enumerate(axis_names) if d is not None}
+
+    args = [torch.rand(1, frames, planes, size, size, generator=seeded)]
     names = ["burst"]
-    axes = {"burst": {0: "batch", 2: "channels", 3: "height", 4: "width"}}
+    axes = {"burst": dims("batch", None, ch, "height", "width")}
     if not net.blind:
-        args.append(torch.full((1, 1, size, size), 0.05))
+        args.append(torch.full((1, planes, size, size), 0.05))
         names.append("noise_map")
-        axes["noise_map"] = {0: "batch", 1: "channels", 2: "height", 3: "width"}
+        axes["noise_map"] = dims("batch", ch, "height", "width")
     outputs = ["image"]
-    axes["image"] = {0: "batch", 1: "channels", 2: "height", 3: "width"}
+    axes["image"] = dims("batch", ch, "height", "width")
     defaults: dict[str, np.ndarray] = {}
     if graph.attention:
         defaults["core"] = np.array([0, _WHOLE, 0, _WHOLE], dtype=np.int64)

@@ -263,16 +263,22 @@ def staged_margins(model: KernelPredictionNet) -> list[int]:
         lv = levels - 2 - k  # block k works at level lv, block k-1 at lv + 1
         reach = (sa_reach(unet.decoder[k - 1]) + 1) * 2 ** (lv + 1) + convs * 2**lv
         margins.append(up(reach))
-    head = 3 if model.direct else 1 + max(model.kernel_sizes) // 2
-    margins.append(up(sa_reach(unet.decoder[-1]) + head))
+    # the last stage runs at full resolution (no pooling grid to keep): its exact reach,
+    # the attention's and the 3x3 head's on the features (3 convs for ``direct``), and the
+    # kernel footprint on the frames of the window
+    feat = sa_reach(unet.decoder[-1]) + (3 if model.direct else 1)
+    margins.append(max(feat, 0 if model.direct else max(model.kernel_sizes) // 2))
     return margins
 
 
-def _store(buf: torch.Tensor, part: torch.Tensor, ys, xs, scale: int) -> None:
-    """Write the core of window output ``part`` (at 1 / ``scale`` resolution) into ``buf``."""
+def _store(buf: torch.Tensor, part: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
+    """Write the core of window output ``part`` (at 1 / ``scale`` resolution) into ``buf``;
+    returns that core."""
     y0, _, c0, c1 = (v // scale for v in ys)
     x0, _, d0, d1 = (v // scale for v in xs)
-    buf[..., c0:c1, d0:d1] = part[..., c0 - y0 : c1 - y0, d0 - x0 : d1 - x0]
+    core = part[..., c0 - y0 : c1 - y0, d0 - x0 : d1 - x0]
+    buf[..., c0:c1, d0:d1] = core
+    return core
 
 
 def _window_of(buf: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
@@ -299,9 +305,10 @@ def _staged_plane(
     0. per tile (margin: the reach of the encoder and the first decoder convolutions): the
        encoder and the first decoder block's convolutions; the cores of the skips still needed
        and of the block's output go into full-size buffers;
-    1. the block's channel statistics, from its whole buffer (the values the untiled network
-       pools); per tile (a margin of a few px): its attention, the upsampling and the next
-       block's convolutions, from windows of the buffers; and so on down the decoder;
+    1. the block's channel statistics (the values the untiled network pools over its whole
+       buffer, summed and maximised over the cores as they were stored); per tile (a margin
+       of a few px): its attention, the upsampling and the next block's convolutions, from
+       windows of the buffers; and so on down the decoder;
     2. per tile: the last block's attention and the heads (kernels, residuals, weights,
        eq. 2-4) on the frames of the window.
 
@@ -317,16 +324,25 @@ def _staged_plane(
     with stage("padding"):
         x = model.network_input(burst, noise_map)  # (B, N [+1], Hp, Wp)
     hp, wp = x.shape[-2:]
+    sizes = [t for t, _ in _stage_tiles(model, tile, margins)]  # core size of every stage
     buffers: dict = {}
+    pooled: dict = {}  # decoder block k: [sum, max] of its output over the cores stored so far
 
     def put(key, part, ys, xs, scale):
         if key not in buffers:
             buffers[key] = _empty_like_level(part, hp, wp, scale)
-        _store(buffers[key], part, ys, xs, scale)
+        core = _store(buffers[key], part, ys, xs, scale)
+        if key[0] == "dec":  # eq. (5)'s pooling, gathered while the tile is in cache: the
+            # cores cover the buffer once, so their sums and maxima are the whole map's
+            core = core.float()
+            total, peak = core.sum((2, 3), keepdim=True), core.amax((2, 3), keepdim=True)
+            if key in pooled:
+                total, peak = total + pooled[key][0], torch.maximum(peak, pooled[key][1])
+            pooled[key] = (total, peak)
 
     try:
         # stage 0: encoder + first decoder convolutions
-        for ys, xs in _grid(hp, wp, tile, margins[0]):
+        for ys, xs in _grid(hp, wp, sizes[0], margins[0]):
             with stage("encoder per tile"):
                 skips = unet.encode(x[..., ys[0] : ys[1], xs[0] : xs[1]])
                 d = blocks[0].convolve(skips[-1], skips[-2])
@@ -337,18 +353,14 @@ def _staged_plane(
             bar.update(1)
         for k in range(1, len(blocks) + 1):
             prev = buffers.pop(("dec", k - 1))
-            stats = prev.float()
+            total, peak = pooled.pop(("dec", k - 1))
             if not isinstance(blocks[k - 1].ca, torch.nn.Identity):
-                blocks[k - 1].ca.global_stats = (
-                    stats.mean((2, 3), keepdim=True),
-                    stats.amax((2, 3), keepdim=True),
-                )
-            del stats
+                blocks[k - 1].ca.global_stats = (total / (prev.shape[-2] * prev.shape[-1]), peak)
             coarse = 2 ** (levels - 1 - k)  # the scale of block k-1's output
             if k < len(blocks):
                 lv = levels - 2 - k
                 skip = buffers.pop(("skip", lv))
-                for ys, xs in _grid(hp, wp, tile, margins[k]):
+                for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
                     with stage("decoder per tile"):
                         a = blocks[k - 1].attend(_window_of(prev, ys, xs, coarse))
                         d = blocks[k].convolve(a, _window_of(skip, ys, xs, 2**lv))
@@ -360,8 +372,7 @@ def _staged_plane(
                 out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
                 # smaller tiles here: the kernels of a tile (frames x taps channels) then stay
                 # in cache between the head and their application; the margin is a few px
-                head_tile = _stage_tiles(model, tile, margins)[-1][0]
-                for ys, xs in _grid(hp, wp, head_tile, margins[k]):
+                for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
                     with stage("heads per tile"):
                         feat = blocks[k - 1].attend(_window_of(prev, ys, xs, 1))
                         xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]

@@ -38,6 +38,7 @@ from burstkpn.models.common import (
     like_weight,
     model_frames,
     noise_planes,
+    plain_float32,
     size_config,
     unfold_channels,
 )
@@ -293,11 +294,9 @@ class KernelPredictionNet(nn.Module):
         bc = b * k  # plane-major head channels of the colour variant reshape to the same layout
         # contiguous: a channels_last head output would put the taps innermost, and the
         # tap-by-tap application would then stream the whole kernel tensor once per tap. One
-        # copy converts and reorders (``.float().contiguous()`` made two: 30 % of the heads'
-        # time on a 512 px tile)
-        kernels = self._predict_kernels(feat).to(
-            torch.float32, memory_format=torch.contiguous_format
-        )
+        # copy converts and reorders, a few rows at a time (``plain_float32``: the reorder of
+        # a whole tile's 208 channels per pixel misses the cache)
+        kernels = plain_float32(self._predict_kernels(feat))
         kernels = kernels.reshape(bc, n, -1, hp, wp)
         if self.unit_kernels:
             kernels = kernels + (1.0 - kernels.sum(2, keepdim=True)) / kernels.shape[2]
@@ -337,6 +336,45 @@ class KernelPredictionNet(nn.Module):
                 aux["weights"] = planes(weights[..., 0, :h, :w])
                 aux["residuals"] = planes(residuals[..., 0, :h, :w])
         return DenoiseOutput(per_frame.mean(1), per_frame, aux)
+
+
+@torch.no_grad()
+def color_from_planes(plane: KernelPredictionNet, color: KernelPredictionNet) -> None:
+    """Start the colour variant ``color`` from the per-plane model ``plane`` of the same
+    architecture (our warm start, issue 25; not in the papers). The first convolution reads
+    each input channel of ``plane`` as the mean of its three planes (its weights split in
+    three), every other backbone layer is copied, and the heads predict the plane model's
+    kernels, residuals and weights for each of R, G and B. So the warm-started variant is the
+    plane model run on the mean of the planes, with its kernels applied to every plane: on a
+    grey burst it gives the plane model's output exactly, and a fine-tune then learns colour."""
+    if plane.color or not color.color or plane.direct:
+        raise InputError("color_from_planes: needs a per-plane kernel model and a colour variant")
+    same = ("num_frames", "kernel_sizes", "residual", "blind", "direct")
+    if any(getattr(plane, a) != getattr(color, a) for a in same):
+        raise InputError("color_from_planes: the two models differ in more than colour")
+    src = plane.state_dict()
+    dst = color.state_dict()
+    k, n, t = color.COLORS, color.num_frames, color.taps
+    first = "backbone.encoder.0.0.weight"
+    for name, value in src.items():
+        if name == first:  # eq. (1) input: N frames [+ noise] -> 3 N frames [+ 3 noise]
+            frames = value[:, :n].repeat(1, k, 1, 1) / k  # plane-major, as network_input
+            noise = value[:, n:].repeat(1, k, 1, 1) / k
+            dst[name] = torch.cat([frames, noise], 1)
+        elif name.startswith(("kr_head.", "w_head.")):
+            # plane-major output channels: kernels (p N + i) T + t, then residuals p N + i
+            head = "kr_head." in name
+            kernels = value[: n * t] if head else value[:0]
+            rest = value[n * t :] if head else value
+            dst[name] = torch.cat(
+                [
+                    kernels.repeat(k, *[1] * (value.dim() - 1)),
+                    rest.repeat(k, *[1] * (value.dim() - 1)),
+                ]
+            )
+        else:
+            dst[name] = value
+    color.load_state_dict(dst)
 
 
 def _build(name: str, args: dict) -> KernelPredictionNet:

@@ -39,6 +39,7 @@ def estimate_shifts(
     everywhere, so frames larger than ``window`` px are measured on their central ``window``
     square (4 MP: a 12 MP burst's FFTs cost a third or less; smaller frames are used whole);
     ``window=None`` uses the whole frame."""
+    import scipy.fft
     from skimage.registration import phase_cross_correlation
 
     h, w = frames.shape[-2:]
@@ -51,17 +52,19 @@ def estimate_shifts(
         crop = frames[i, :, y0:y1, x0:x1]
         return crop.float().mean(0).cpu().numpy().astype(np.float64)
 
-    ref = np.fft.fft2(plane(0))
     shifts = [np.zeros(2)]
-    for i in range(1, frames.shape[0]):
-        shift, _, _ = phase_cross_correlation(
-            ref,
-            np.fft.fft2(plane(i)),
-            upsample_factor=upsample,
-            space="fourier",
-            normalization=None,
-        )
-        shifts.append(np.asarray(shift, dtype=np.float64))
+    # SciPy's FFTs on every core of the process (scikit-image's correlation uses them too)
+    with scipy.fft.set_workers(torch.get_num_threads()):
+        ref = scipy.fft.fft2(plane(0))
+        for i in range(1, frames.shape[0]):
+            shift, _, _ = phase_cross_correlation(
+                ref,
+                scipy.fft.fft2(plane(i)),
+                upsample_factor=upsample,
+                space="fourier",
+                normalization=None,
+            )
+            shifts.append(np.asarray(shift, dtype=np.float64))
     return np.stack(shifts)
 
 

@@ -21,6 +21,7 @@ from burstkpn.data.io.files import atomic_write_bytes
 from burstkpn.errors import InputError
 from burstkpn.models import load_model, read_metadata, save_model
 from burstkpn.models.factory import MODELS, trained_steps, weights_dir
+from burstkpn.models.kpn import color_from_planes
 
 INIT_CARD = "init_card.json"  # card of the weights a run was continued from (weights only)
 
@@ -77,7 +78,10 @@ def start_from_weights(path: Path, model, keep_in: Path | None = None) -> int:
     ``init_card.json``, so that its exported card adds the earlier training (steps, hours) to
     its own."""
     loaded = load_model(path)
-    model.load_state_dict(loaded.state_dict())
+    if getattr(model, "color", False) and not getattr(loaded, "color", False):
+        color_from_planes(loaded, model)  # a colour variant warm-started from a plane model
+    else:
+        model.load_state_dict(loaded.state_dict())
     if keep_in is not None:
         text = json.dumps(loaded.card, indent=1) + "\n"
         atomic_write_bytes(keep_in / INIT_CARD, text.encode())
@@ -145,9 +149,11 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
             raise InputError(f"--init: no shipped weights '{init}' and no such file")
     meta = read_metadata(path)  # a clear error for a missing or foreign file
     built = model.config
-    if meta["name"] != built["name"] or _weight_kwargs(meta["name"], meta["kwargs"]) != (
-        _weight_kwargs(built["name"], built["kwargs"])
-    ):
+    theirs = _weight_kwargs(meta["name"], meta["kwargs"])
+    ours = _weight_kwargs(built["name"], built["kwargs"])
+    if ours.get("color") and theirs.get("color") is False:  # colour variant from a plane model
+        theirs["color"] = True  # (color_from_planes)
+    if meta["name"] != built["name"] or theirs != ours:
         raise InputError(
             f"--init: '{path}' holds {meta['name']} {meta['kwargs']}, but this run builds "
             f"{built['name']} {built['kwargs']} (set --model / --size / --model-kwargs to match)"

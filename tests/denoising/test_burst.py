@@ -92,12 +92,13 @@ def test_bad_inputs_one_line_errors(tmp_path, tiny_ckpt, capsys, setup, message)
         assert out.read_bytes() == b"mine"
 
 
-def test_nan_burst_rejected(tiny_ckpt):
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_or_inf_burst_rejected(tiny_ckpt, bad):
     from burstkpn.models import load_model
 
     frames = torch.rand(3, 1, 16, 16)
-    frames[1, 0, 3, 3] = float("nan")
-    with pytest.raises(InputError, match="NaN"):
+    frames[1, 0, 3, 3] = bad
+    with pytest.raises(InputError, match="NaN or Inf"):
         denoise_burst(frames, load_model(tiny_ckpt), noise="gain1")
 
 

@@ -82,6 +82,34 @@ def test_onnx_model_pads_sizes_off_the_multiple_and_tiles_exactly():
     assert all(slot.global_stats is None for slot in runner.attention_slots)
 
 
+def test_colour_variant_exports_and_tiles_exactly(tmp_path):
+    """The colour variant (R, G and B in one pass): its graph takes RGB bursts of any batch
+    and size and matches torch; OnnxModel repeats a grey burst to three planes and averages
+    back, as the torch model does; exact tiling keeps the planes together."""
+    torch.manual_seed(0)
+    model = create_model("ame_kpn", "tiny", color=True).eval()
+    for p in model.parameters():  # attention statistics and colour mixing that matter
+        p.data.add_(0.05 * torch.randn_like(p))
+    path = export_onnx(model, tmp_path / "color.onnx")
+    meta = read_onnx_metadata(path)
+    assert meta["color"] == "true" and meta["channels"].startswith("3")
+    runner = OnnxModel(path)
+    assert runner.independent_channels is False and runner.traits.independent_channels is False
+    for c, (h, w) in ((3, (32, 40)), (1, (24, 16))):
+        burst, nmap = _inputs(2, c, h, w)
+        with torch.no_grad():
+            reference = model(burst, nmap).image
+        got = runner(burst, nmap).image
+        assert got.shape == (2, c, h, w) and (got - reference).abs().max() < TOL
+    burst, nmap = _inputs(1, 3, 45, 38)
+    with torch.no_grad():
+        whole = model(burst, nmap).image
+    tiled = tiled_forward(runner, burst, nmap, tile=16, margin=16)
+    assert (tiled - whole).abs().max() < TOL
+    with pytest.raises(InputError, match="RGB or grey"):
+        runner(*_inputs(1, 2, 16, 16))
+
+
 def test_on_the_fly_export_is_cached_by_weights():
     torch.manual_seed(0)
     model = create_model("kpn", "tiny").eval()

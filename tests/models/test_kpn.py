@@ -184,3 +184,16 @@ def test_unit_kernels_sum_to_one_and_keep_a_flat_burst(name):
     torch.testing.assert_close(sums, torch.ones_like(sums), atol=1e-5, rtol=0)
     torch.testing.assert_close(out.aux["filtered"], torch.full_like(out.aux["filtered"], 0.3))
     assert model.config["kwargs"]["unit_kernels"] is True
+
+
+def test_plain_float32_equals_a_whole_reorder():
+    """The banded reorder of the kernel head's output gives the one-copy conversion."""
+    from burstkpn.models.common import plain_float32
+
+    x = torch.randn(2, 37, 21, 13).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = plain_float32(x, band=4)
+    assert got.is_contiguous() and got.dtype == torch.float32
+    assert torch.equal(got, x.float())
+    y = torch.randn(2, 3, 5, 5, requires_grad=True)
+    assert plain_float32(y) is y

@@ -121,3 +121,15 @@ def test_written_files_get_normal_permissions(tmp_path):
     atomic_write_bytes(tmp_path / "b.bin", b"x")
     for name in ("a.png", "b.bin"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == default_file_mode()
+
+
+def test_srgb_to_linear_in_place_path_equals_the_differentiable_one():
+    """Without autograd the conversion runs in place (fewer temporaries); same values."""
+    from burstkpn.data.io.images import srgb_to_linear
+
+    x = torch.linspace(-0.1, 1.1, 2001, dtype=torch.float64)
+    graded = srgb_to_linear(x.clone().requires_grad_())
+    assert torch.equal(srgb_to_linear(x), graded.detach())
+    assert torch.equal(
+        srgb_to_linear(x.float()), srgb_to_linear(x.float().requires_grad_()).detach()
+    )
