@@ -362,16 +362,11 @@ def color_from_planes(plane: KernelPredictionNet, color: KernelPredictionNet) ->
             noise = value[:, n:].repeat(1, k, 1, 1) / k
             dst[name] = torch.cat([frames, noise], 1)
         elif name.startswith(("kr_head.", "w_head.")):
-            # plane-major output channels: kernels (p N + i) T + t, then residuals p N + i
-            head = "kr_head." in name
-            kernels = value[: n * t] if head else value[:0]
-            rest = value[n * t :] if head else value
-            dst[name] = torch.cat(
-                [
-                    kernels.repeat(k, *[1] * (value.dim() - 1)),
-                    rest.repeat(k, *[1] * (value.dim() - 1)),
-                ]
-            )
+            # plane-major outputs: kr_head the kernels (p N + i) T + t, then the residuals
+            # p N + i; w_head the weights p N + i. Each part repeated once per plane
+            rep = (k,) + (1,) * (value.dim() - 1)
+            cut = n * t if name.startswith("kr_head.") else 0
+            dst[name] = torch.cat([value[:cut].repeat(rep), value[cut:].repeat(rep)])
         else:
             dst[name] = value
     color.load_state_dict(dst)
