@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from burstkpn.export.graph import (
     require,
     weights_sha256,
 )
+from burstkpn.export.stages import OnnxStages, has_stages, stage_onnx_bytes, stage_paths
 from burstkpn.models.common import DenoiseOutput, pad_to_multiple
 from burstkpn.models.kpn import kpn_family_traits
 from burstkpn.models.traits import ModelTraits
@@ -43,20 +45,28 @@ def cache_dir() -> Path:
     return Path(base) / "burstkpn" / "onnx"
 
 
+def _cache_key(net: nn.Module, opset: int) -> str:
+    return hashlib.sha256(
+        f"{weights_sha256(net)}:{FORMAT_VERSION}:{opset}:{__version__}:{torch.__version__}".encode()
+    ).hexdigest()[:16]
+
+
+def _cache_folders() -> list[Path]:
+    """Where exports are cached: :func:`cache_dir`, else a folder of the user under the temp
+    dir."""
+    uid = getattr(os, "getuid", int)()
+    return [cache_dir(), Path(tempfile.gettempdir()) / f"burstkpn-onnx-{uid}"]
+
+
 def cached_export(model: nn.Module, opset: int = DEFAULT_OPSET) -> Path:
     """The ONNX file of ``model`` from the cache, exported on the first call. Keyed by the
     weights' digest, the exporter's format and the torch version; a temporary folder serves
     when the cache cannot be written."""
 
     net = check_exportable(model)
-    key = hashlib.sha256(
-        f"{weights_sha256(net)}:{FORMAT_VERSION}:{opset}:{__version__}:{torch.__version__}".encode()
-    ).hexdigest()[:16]
+    key = _cache_key(net, opset)
     name = getattr(net, "config", {}).get("name", "model")
-    for folder in (
-        cache_dir(),
-        Path(tempfile.gettempdir()) / f"burstkpn-onnx-{getattr(os, 'getuid', int)()}",
-    ):
+    for folder in _cache_folders():
         path = folder / f"{name}-{key}.onnx"
         if path.is_file():
             return path
@@ -67,6 +77,27 @@ def cached_export(model: nn.Module, opset: int = DEFAULT_OPSET) -> Path:
         except OSError:
             continue
     raise InputError(f"cannot write the ONNX export of '{name}' to {cache_dir()} or a temp dir")
+
+
+def cached_stage_exports(model: nn.Module) -> dict[str, Path]:
+    """The staged graphs of ``model`` (:mod:`burstkpn.export.stages`) from the cache, exported
+    together on the first call; keyed like :func:`cached_export`."""
+    net = check_exportable(model)
+    stem = f"{getattr(net, 'config', {}).get('name', 'model')}-{_cache_key(net, DEFAULT_OPSET)}"
+    graphs = None
+    for folder in _cache_folders():
+        paths = stage_paths(folder, stem, net)
+        if all(p.is_file() for p in paths.values()):
+            return paths
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            graphs = graphs or stage_onnx_bytes(net)
+            for name, path in paths.items():
+                atomic_write_bytes(path, graphs[name])
+            return paths
+        except OSError:
+            continue
+    raise InputError(f"cannot write the staged ONNX graphs to {cache_dir()} or a temp dir")
 
 
 @dataclass
@@ -121,15 +152,25 @@ class OnnxModel(nn.Module):
     unchanged.
 
     ``source``: an ONNX file from :func:`export_onnx`, or a torch model (exported on the fly to
-    :func:`cache_dir`). ``threads``: intra-op threads (default: the cores of this process's
-    affinity mask)."""
+    :func:`cache_dir`; with channel attention, also its staged graphs, ``stages``, which
+    tiled inference runs stage by stage like the torch model). ``threads``: intra-op threads
+    (default: the cores of this process's affinity mask)."""
 
     def __init__(self, source: str | os.PathLike | nn.Module, *, threads: int | None = None):
         super().__init__()
 
         require("onnxruntime")
         path = cached_export(source) if isinstance(source, nn.Module) else Path(source)
-        self.session = _session(path, threads or cpu_count())
+        threads = threads or cpu_count()
+        self.session = _session(path, threads)
+        # built from a torch model with channel attention: staged graphs for large images
+        # (tiled_forward runs them like the torch model's stages); a file alone has one graph
+        self.stages = None
+        if isinstance(source, nn.Module) and has_stages(check_exportable(source)):
+            net = check_exportable(source)
+            paths = cached_stage_exports(net)
+            sessions = {name: _session(p, threads) for name, p in paths.items()}
+            self.stages = OnnxStages(copy.deepcopy(net).float().cpu().eval(), sessions)
         self.path = path
         self.props = _traits(self.session, path)  # the file's metadata_props (onnx_traits)
         self.name = self.props["architecture"]

@@ -12,6 +12,7 @@ rounding; memory is that of one tile.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -78,7 +79,9 @@ def tiled_forward(
 
     ``staged`` (default) runs the KPN family with channel attention by :func:`_staged_plane`:
     every part of the network once, each stage with only the margin it needs (exact, so
-    ``margin`` does not apply). Without it the
+    ``margin`` does not apply); a model that brings its own ``stages`` (the onnxruntime
+    backend: one graph per stage, :class:`~burstkpn.export.backend.OnnxStages`) runs them
+    the same way. Without it the
     whole network runs once per attention module and tile to gather the statistics
     (``exact_attention``), then once more: about 3x the work at 512 px tiles."""
     if tile < 0:
@@ -109,15 +112,15 @@ def tiled_forward(
     attention = _attention_modules(model)
     # one tile sees the whole image, so its own pooling is already the global one
     passes = attention if exact_attention and len(tiles) > 1 else []
-    inner = unwrap(model)
-    if passes and staged and isinstance(inner, KernelPredictionNet):
-        margins = staged_margins(inner)
-        per_plane = sum(len(_grid(hp, wp, t, r)) for t, r in _stage_tiles(inner, tile, margins))
-        total = len(planes) * per_plane
+    stages = _stages_of(unwrap(model))
+    if passes and staged and stages is not None:
+        margins = stages.margins()
+        grids = _stage_tiles(stages.multiple, tile, margins)
+        total = len(planes) * sum(len(_grid(hp, wp, t, r)) for t, r in grids)
         with tqdm(
             total=total, desc="denoise", unit="tile", disable=not progress, leave=False
         ) as bar:
-            outs = [_staged_plane(inner, pb, pn, tile, margins, bar) for pb, pn in planes]
+            outs = [_staged_plane(stages, pb, pn, tile, margins, bar) for pb, pn in planes]
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
     total = len(planes) * len(tiles) * (len(passes) + 1)
     with tqdm(total=total, desc="denoise", unit="tile", disable=not progress, leave=False) as bar:
@@ -226,10 +229,9 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
 HEAD_TILE = 128
 
 
-def _stage_tiles(model: KernelPredictionNet, tile: int, margins: list[int]) -> list[tuple]:
-    """``(core size, margin)`` of each stage of :func:`_staged_plane`: ``tile`` for all but
-    the last, which uses at most :data:`HEAD_TILE`."""
-    m = model.backbone.multiple
+def _stage_tiles(m: int, tile: int, margins: list[int]) -> list[tuple]:
+    """``(core size, margin)`` of each stage of :func:`_staged_plane` for a U-Net of pooling
+    multiple ``m``: ``tile`` for all but the last, which uses at most :data:`HEAD_TILE`."""
     head = min(tile, math.ceil(HEAD_TILE / m) * m)
     return [(tile, r) for r in margins[:-1]] + [(head, margins[-1])]
 
@@ -296,11 +298,75 @@ def _empty_like_level(part: torch.Tensor, hp: int, wp: int, scale: int) -> torch
     return torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=fmt)
 
 
-def _staged_plane(
-    model: KernelPredictionNet, burst, noise_map, tile: int, margins: list[int], bar
-) -> torch.Tensor:
+@contextlib.contextmanager
+def _given_stats(module, stats):
+    """``module`` (a :class:`ChannelAttention`, or ``nn.Identity`` in ablations without it)
+    pools ``stats`` instead of its input's own statistics inside the block."""
+    if not isinstance(module, ChannelAttention):
+        yield
+        return
+    module.global_stats = stats
+    try:
+        yield
+    finally:
+        module.global_stats = None
+
+
+class TorchStages:
+    """The stages of :func:`_staged_plane` run by a torch :class:`KernelPredictionNet`.
+
+    Stage 0 (:meth:`first`): the encoder and the first decoder block's convolutions, on a
+    window of the network input; stage ``k`` (:meth:`middle`): block ``k-1``'s attention with
+    the whole image's statistics ``stats`` (eq. 5) and block ``k``'s upsampling and
+    convolutions; the last stage (:meth:`last`): the last block's attention and the heads
+    (eq. 2-4). Another backend provides the same methods
+    (:class:`~burstkpn.export.backend.OnnxStages`)."""
+
+    def __init__(self, model: KernelPredictionNet) -> None:
+        self.model = model
+        self.multiple = model.backbone.multiple
+        self.levels = len(model.backbone.encoder)
+        self.blocks = len(model.backbone.decoder)
+
+    def margins(self) -> list[int]:
+        return staged_margins(self.model)
+
+    def network_input(self, burst: torch.Tensor, noise_map: torch.Tensor | None) -> torch.Tensor:
+        return self.model.network_input(burst, noise_map)
+
+    def first(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The skips the later blocks read (finest first) and the first block's output."""
+        unet = self.model.backbone
+        skips = unet.encode(x)
+        d = unet.decoder[0].convolve(skips[-1], skips[-2])
+        return skips[: self.levels - 2], d
+
+    def middle(self, k: int, prev: torch.Tensor, skip: torch.Tensor, stats) -> torch.Tensor:
+        blocks = self.model.backbone.decoder
+        with _given_stats(blocks[k - 1].ca, stats):
+            a = blocks[k - 1].attend(prev)
+        return blocks[k].convolve(a, skip)
+
+    def last(self, prev: torch.Tensor, x: torch.Tensor, stats, shape) -> torch.Tensor:
+        block = self.model.backbone.decoder[-1]
+        with _given_stats(block.ca, stats):
+            feat = block.attend(prev)
+        return self.model.predict(x, feat, shape).image
+
+
+def _stages_of(model):
+    """The stages a model runs in :func:`_staged_plane`: its own (``stages``), or those of a
+    torch kernel-prediction network; ``None`` for other models."""
+    stages = getattr(model, "stages", None)
+    if stages is None and isinstance(model, KernelPredictionNet):
+        stages = TorchStages(model)
+    return stages
+
+
+def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) -> torch.Tensor:
     """The image of one input (a colour plane) through the U-Net in stages that end where a
-    channel attention needs the statistics of the whole feature map (eq. 5):
+    channel attention needs the statistics of the whole feature map (eq. 5), run by
+    ``stages`` (:class:`TorchStages` or a backend's):
 
     0. per tile (margin: the reach of the encoder and the first decoder convolutions): the
        encoder and the first decoder block's convolutions; the cores of the skips still needed
@@ -318,13 +384,11 @@ def _staged_plane(
     instead of once per attention pass; memory is that of the buffers (the finest level: the
     first encoder width at full resolution, twice) plus one tile."""
     b, n, c, h, w = burst.shape
-    unet = model.backbone
-    levels = len(unet.encoder)
-    blocks = list(unet.decoder)
+    levels, blocks = stages.levels, stages.blocks
     with stage("padding"):
-        x = model.network_input(burst, noise_map)  # (B, N [+1], Hp, Wp)
+        x = stages.network_input(burst, noise_map)  # (B, N [+1], Hp, Wp)
     hp, wp = x.shape[-2:]
-    sizes = [t for t, _ in _stage_tiles(model, tile, margins)]  # core size of every stage
+    sizes = [t for t, _ in _stage_tiles(stages.multiple, tile, margins)]  # core size per stage
     buffers: dict = {}
     pooled: dict = {}  # decoder block k: [sum, max] of its output over the cores stored so far
 
@@ -340,51 +404,44 @@ def _staged_plane(
                 total, peak = total + pooled[key][0], torch.maximum(peak, pooled[key][1])
             pooled[key] = (total, peak)
 
-    try:
-        # stage 0: encoder + first decoder convolutions
-        for ys, xs in _grid(hp, wp, sizes[0], margins[0]):
-            with stage("encoder per tile"):
-                skips = unet.encode(x[..., ys[0] : ys[1], xs[0] : xs[1]])
-                d = blocks[0].convolve(skips[-1], skips[-2])
-            for lv in range(levels - 2):  # the skips of the later blocks
-                put(("skip", lv), skips[lv], ys, xs, 2**lv)
-            put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
-            del skips, d
-            bar.update(1)
-        for k in range(1, len(blocks) + 1):
-            prev = buffers.pop(("dec", k - 1))
-            total, peak = pooled.pop(("dec", k - 1))
-            if not isinstance(blocks[k - 1].ca, torch.nn.Identity):
-                blocks[k - 1].ca.global_stats = (total / (prev.shape[-2] * prev.shape[-1]), peak)
-            coarse = 2 ** (levels - 1 - k)  # the scale of block k-1's output
-            if k < len(blocks):
-                lv = levels - 2 - k
-                skip = buffers.pop(("skip", lv))
-                for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
-                    with stage("decoder per tile"):
-                        a = blocks[k - 1].attend(_window_of(prev, ys, xs, coarse))
-                        d = blocks[k].convolve(a, _window_of(skip, ys, xs, 2**lv))
-                    put(("dec", k), d, ys, xs, 2**lv)
-                    del a, d
-                    bar.update(1)
-                del skip
-            else:  # the last block's attention and the heads, at full resolution
-                out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
-                # smaller tiles here: the kernels of a tile (frames x taps channels) then stay
-                # in cache between the head and their application; the margin is a few px
-                for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
-                    with stage("heads per tile"):
-                        feat = blocks[k - 1].attend(_window_of(prev, ys, xs, 1))
-                        xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]
-                        shape = (b, c, ys[1] - ys[0], xs[1] - xs[0])
-                        img = model.predict(xw, feat, shape).image
-                    out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
-                        ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
-                    ].float()
-                    bar.update(1)
-            del prev
-    finally:
-        for block in blocks:
-            if not isinstance(block.ca, torch.nn.Identity):
-                block.ca.global_stats = None
+    # stage 0: encoder + first decoder convolutions
+    for ys, xs in _grid(hp, wp, sizes[0], margins[0]):
+        with stage("encoder per tile"):
+            skips, d = stages.first(x[..., ys[0] : ys[1], xs[0] : xs[1]])
+        for lv, skip in enumerate(skips):  # the skips of the later blocks
+            put(("skip", lv), skip, ys, xs, 2**lv)
+        put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
+        del skips, d
+        bar.update(1)
+    for k in range(1, blocks + 1):
+        prev = buffers.pop(("dec", k - 1))
+        total, peak = pooled.pop(("dec", k - 1))
+        stats = (total / (prev.shape[-2] * prev.shape[-1]), peak)
+        coarse = 2 ** (levels - 1 - k)  # the scale of block k-1's output
+        if k < blocks:
+            lv = levels - 2 - k
+            skip = buffers.pop(("skip", lv))
+            for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
+                with stage("decoder per tile"):
+                    d = stages.middle(
+                        k, _window_of(prev, ys, xs, coarse), _window_of(skip, ys, xs, 2**lv), stats
+                    )
+                put(("dec", k), d, ys, xs, 2**lv)
+                del d
+                bar.update(1)
+            del skip
+        else:  # the last block's attention and the heads, at full resolution
+            out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
+            # smaller tiles here: the kernels of a tile (frames x taps channels) then stay
+            # in cache between the head and their application; the margin is a few px
+            for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
+                with stage("heads per tile"):
+                    xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]
+                    shape = (b, c, ys[1] - ys[0], xs[1] - xs[0])
+                    img = stages.last(_window_of(prev, ys, xs, 1), xw, stats, shape)
+                out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
+                    ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
+                ].float()
+                bar.update(1)
+        del prev
     return out[..., :h, :w]

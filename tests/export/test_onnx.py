@@ -73,13 +73,63 @@ def test_onnx_model_pads_sizes_off_the_multiple_and_tiles_exactly():
     with torch.no_grad():
         whole = model(burst, nmap).image
     assert (runner(burst, nmap).image - whole).abs().max() < TOL
-    tiled = tiled_forward(runner, burst, nmap, tile=16, margin=16)
-    # the same algorithm as the ONNX graph's (a statistics pass per attention module)
+    tiled = tiled_forward(runner, burst, nmap, tile=16, margin=16)  # the staged graphs
+    # the single graph, a statistics pass per attention module (what an exported file runs)
+    passes = tiled_forward(runner, burst, nmap, tile=16, margin=16, staged=False)
     torch_tiled = tiled_forward(model, burst, nmap, tile=16, margin=16, staged=False)
     per_tile = tiled_forward(runner, burst, nmap, tile=16, margin=16, exact_attention=False)
-    assert (tiled - torch_tiled).abs().max() < TOL
+    assert (tiled - whole).abs().max() < TOL
+    assert (passes - torch_tiled).abs().max() < TOL
     assert (per_tile - torch_tiled).abs().max() > 10 * TOL  # the statistics do matter
     assert all(slot.global_stats is None for slot in runner.attention_slots)
+
+
+def test_staged_graphs_run_each_stage_once_per_tile_and_equal_the_whole_image(tmp_path):
+    """A model with channel attention gets one graph per stage of the staged tiled path
+    (exported once into the cache); tiled inference runs each once per tile of its stage and
+    gives the untiled image; an exported file alone keeps the single graph."""
+    from burstkpn.export.stages import stage_onnx_bytes
+    from burstkpn.inference.tiling import _grid, _stage_tiles, staged_margins
+
+    torch.manual_seed(0)
+    model = create_model("ame_kpn", "tiny").eval()
+    for p in model.parameters():  # attention statistics that matter
+        p.data.add_(0.05 * torch.randn_like(p))
+    runner = OnnxModel(model)
+    blocks = len(model.backbone.decoder)
+    names = ["first", *(f"middle{k}" for k in range(1, blocks)), "last"]
+    assert list(runner.stages.sessions) == names
+    assert sorted(stage_onnx_bytes(model)) == sorted(names)
+    files = sorted((tmp_path / "cache").rglob("*-last.onnx"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    assert OnnxModel(model).stages is not None and files[0].stat().st_mtime_ns == stamp
+    calls: dict[str, int] = {}
+    for name, session in runner.stages.sessions.items():
+
+        class Counted:
+            def __init__(self, inner, name):
+                self.inner, self.name = inner, name
+
+            def run(self, *args):
+                calls[self.name] = calls.get(self.name, 0) + 1
+                return self.inner.run(*args)
+
+        runner.stages.sessions[name] = Counted(session, name)
+    burst, nmap = _inputs(1, 2, 61, 50)
+    with torch.no_grad():
+        whole = model(burst, nmap).image
+    tiled = tiled_forward(runner, burst, nmap, tile=24)
+    assert (tiled - whole).abs().max() < TOL
+    m = model.backbone.multiple
+    hp, wp = 61 + (-61) % m, 50 + (-50) % m
+    grids = _stage_tiles(m, 24, staged_margins(model))
+    tiles = [len(_grid(hp, wp, t, r)) * 2 for t, r in grids]  # two colour planes
+    assert [calls[n] for n in names] == tiles and tiles[0] > 2
+    path = tmp_path / "alone.onnx"
+    export_onnx(model, path)
+    assert OnnxModel(path).stages is None  # a file alone: the single graph, by passes
+    assert (tiled_forward(OnnxModel(path), burst, nmap, tile=24) - whole).abs().max() < TOL
 
 
 def test_colour_variant_exports_and_tiles_exactly(tmp_path):
