@@ -166,8 +166,8 @@ class OnnxModel(nn.Module):
         # built from a torch model with channel attention: staged graphs for large images
         # (tiled_forward runs them like the torch model's stages); a file alone has one graph
         self.stages = None
-        if isinstance(source, nn.Module) and has_stages(check_exportable(source)):
-            net = check_exportable(source)
+        net = check_exportable(source) if isinstance(source, nn.Module) else None
+        if net is not None and has_stages(net):
             paths = cached_stage_exports(net)
             sessions = {name: _session(p, threads) for name, p in paths.items()}
             self.stages = OnnxStages(copy.deepcopy(net).float().cpu().eval(), sessions)

@@ -207,7 +207,7 @@ def onnx_bytes(
     model: nn.Module, *, opset: int = DEFAULT_OPSET, frames: int | None = None, source: str = ""
 ) -> bytes:
     """The checked ONNX file of ``model`` (see the module docstring), as bytes."""
-    onnx = require("onnx")
+    require("onnx")  # a one-line error, not an ImportError, when it is missing
     from onnx import numpy_helper
 
     model = check_exportable(model)
@@ -246,28 +246,43 @@ def onnx_bytes(
             outputs.append(f"attention{k}_stats")
         args += [torch.from_numpy(v) for v in defaults.values()]
         names += list(defaults)
+    proto = trace_onnx(graph, tuple(args), names, outputs, axes, opset)
+    # the optional inputs get their defaults as initializers of the same name (ONNX IR >= 4)
+    proto.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in defaults.items())
+    return checked_bytes(proto, onnx_traits(net, frames, source, opset), "the exported ONNX graph")
+
+
+def trace_onnx(
+    module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], axes: dict, opset: int
+):
+    """``module`` traced on ``args`` by the TorchScript exporter, as an ``onnx.ModelProto``."""
+    onnx = require("onnx")
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the tracer's warnings concern shape checks, not the graph
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            graph,
-            tuple(args),
+            module,
+            args,
             buffer,
             dynamo=False,
             opset_version=opset,
-            input_names=names,
+            input_names=inputs,
             output_names=outputs,
             dynamic_axes=axes,
         )
-    proto = onnx.load_from_string(buffer.getvalue())
-    # the optional inputs get their defaults as initializers of the same name (ONNX IR >= 4)
-    proto.graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in defaults.items())
-    onnx.helper.set_model_props(proto, onnx_traits(net, frames, source, opset))
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def checked_bytes(proto, props: dict[str, str], what: str) -> bytes:
+    """``proto`` with ``props`` as its ``metadata_props``, checked by ``onnx.checker`` (a
+    one-line :class:`InputError` naming ``what`` otherwise), serialised."""
+    onnx = require("onnx")
+    onnx.helper.set_model_props(proto, props)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         reason = str(exc).splitlines()[0]
-        raise InputError(f"the exported ONNX graph does not check: {reason}") from None
+        raise InputError(f"{what} does not check: {reason}") from None
     return proto.SerializeToString()
 
 

@@ -23,8 +23,6 @@ keyed by the weights, like the single graph.
 from __future__ import annotations
 
 import copy
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,13 @@ import torch
 from torch import nn
 
 from burstkpn.errors import InputError
-from burstkpn.export.graph import DEFAULT_OPSET, attention_modules, check_exportable, require
+from burstkpn.export.graph import (
+    DEFAULT_OPSET,
+    attention_modules,
+    check_exportable,
+    checked_bytes,
+    trace_onnx,
+)
 from burstkpn.inference.tiling import TorchStages, staged_margins
 from burstkpn.models.kpn import KernelPredictionNet
 
@@ -84,33 +88,13 @@ class _Last(nn.Module):
 
 
 def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str]) -> bytes:
-    onnx = require("onnx")
     axes = {}
     for name, value in zip(inputs, args, strict=True):
         axes[name] = {0: "batch"} if value.shape[-1] == 1 else {0: "batch", 2: "h", 3: "w"}
     for name in outputs:
         axes[name] = {0: "batch", 2: "h", 3: "w"}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer's warnings concern shape checks, not the graph
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            args,
-            buffer,
-            dynamo=False,
-            opset_version=DEFAULT_OPSET,
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes=axes,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
-    onnx.helper.set_model_props(proto, {"format": STAGE_FORMAT})
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        reason = str(exc).splitlines()[0]
-        raise InputError(f"an exported stage graph does not check: {reason}") from None
-    return proto.SerializeToString()
+    proto = trace_onnx(module, args, inputs, outputs, axes, DEFAULT_OPSET)
+    return checked_bytes(proto, {"format": STAGE_FORMAT}, "an exported stage graph")
 
 
 @torch.no_grad()
