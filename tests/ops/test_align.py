@@ -56,6 +56,24 @@ def test_shifts_measured_on_the_central_window():
     assert np.array_equal(estimate_shifts(frames, window=512), whole)
 
 
+def test_shift_estimation_restores_the_thread_pools():
+    """estimate_shifts runs BLAS on one thread (OpenBLAS's spinning pool slowed the model run
+    after it) and hands the process's BLAS pools back as it found them, on small and large
+    planes; the shifts are those of a run without the limit."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    g = torch.Generator().manual_seed(5)
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    for size in (96, 600):
+        base = torch.nn.functional.avg_pool2d(torch.rand(1, 1, size, size, generator=g), 5, 1, 2)
+        frames = torch.stack([base[0], torch.roll(base[0], (1, -2), (1, 2))])
+        shifts = estimate_shifts(frames)
+        assert np.abs(shifts[1] - [-1.0, 2.0]).max() < 0.06
+        assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert np.array_equal(estimate_shifts(frames), shifts)
+
+
 def test_shift_window_on_a_mirrored_canvas():
     """The 12 MP profiling burst is a photo mirrored into a large canvas (period 2x its size);
     the default window must not hold a whole number of periods (an ambiguous peak)."""
