@@ -27,9 +27,6 @@ SPLINE_REACH = 12  # FIR taps each side: the cardinal spline decays as |pole|^k 
 # that repeats with a power-of-two period (our mirrored 12 MP test canvas repeats every 1024 px)
 # would fill such a window exactly and make the correlation peak ambiguous by one period
 SHIFT_WINDOW = 2000
-# planes smaller than this (pixels) are transformed on one thread: on small frames a pool of
-# FFT workers costs more than it saves
-PARALLEL_FFT_PIXELS = 512 * 512
 
 
 def estimate_shifts(
@@ -57,13 +54,14 @@ def estimate_shifts(
         return crop.float().mean(0).cpu().numpy().astype(np.float64)
 
     shifts = [np.zeros(2)]
-    # SciPy's FFTs on every core of the process for large planes (scikit-image's correlation
-    # uses them too), one thread for small ones (PARALLEL_FFT_PIXELS). BLAS (the upsampled
-    # DFT's small matrix products) on one thread: OpenBLAS's pool spins after each product and
-    # fights torch's OpenMP threads, which slowed a 128 px 8-frame burst's shifts from 7 to
-    # 43 ms and the model run after them from 0.11 to 0.20 s (2-core Xeon)
-    workers = torch.get_num_threads() if (y1 - y0) * (x1 - x0) >= PARALLEL_FFT_PIXELS else 1
-    with scipy.fft.set_workers(workers), threadpool_limits(limits=1, user_api="blas"):
+    # SciPy's FFTs on every core of the process (scikit-image's correlation uses them too);
+    # BLAS (the upsampled DFT's small matrix products) on one thread: OpenBLAS's pool spins
+    # after each product and fights torch's OpenMP threads, which slowed small bursts and the
+    # model run after them (ame_kpn in BENCHMARKS.md's CBSD68 run: 12.05 -> 3.51 s / MP)
+    with (
+        scipy.fft.set_workers(torch.get_num_threads()),
+        threadpool_limits(limits=1, user_api="blas"),
+    ):
         ref = scipy.fft.fft2(plane(0))
         for i in range(1, frames.shape[0]):
             shift, _, _ = phase_cross_correlation(
