@@ -107,6 +107,9 @@ class TrainConfig:
     # bursts: the probability that a neighbour shows a moving object (a region out of register
     # after the global alignment; data/degrade/synth.py MotionConfig.local_prob); 0: off
     local_motion_prob: float = 0.0
+    # bursts: the probability that a training burst is static, every neighbour in register
+    # (MotionConfig.static_prob); 0: off
+    static_burst_prob: float = 0.0
     # video: a folder of clean clips (frame folders) mixed with the photos of --data; each
     # training clip comes from it with probability clip_fraction (1: clips only)
     clips: str | None = None
@@ -137,6 +140,8 @@ class TrainConfig:
             raise InputError(f"large_motion_lambda must be >= 0, got {self.large_motion_lambda}")
         if not 0.0 <= float(self.local_motion_prob) <= 1.0:
             raise InputError(f"local_motion_prob must be in [0, 1], got {self.local_motion_prob}")
+        if not 0.0 <= float(self.static_burst_prob) <= 1.0:
+            raise InputError(f"static_burst_prob must be in [0, 1], got {self.static_burst_prob}")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise InputError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         for name, rng in (

@@ -117,12 +117,15 @@ def burst_motion(cfg: TrainConfig) -> MotionConfig:
     """The misalignment of the training bursts: the paper's, or for a ``prealign`` model what
     the whole-pixel alignment before it leaves (:data:`~burstkpn.data.degrade.synth.
     ALIGNED_MOTION`), with ``large_motion_lambda`` replacing the rate of far-off neighbours
-    where set and ``local_motion_prob`` adding moving objects."""
+    where set, ``local_motion_prob`` adding moving objects and ``static_burst_prob`` static
+    bursts."""
     motion = ALIGNED_MOTION if prealigned(cfg) else DEFAULT_MOTION
     if cfg.large_motion_lambda is not None:
         motion = dataclasses.replace(motion, poisson_lambda=float(cfg.large_motion_lambda))
     if cfg.local_motion_prob > 0:
         motion = dataclasses.replace(motion, local_prob=float(cfg.local_motion_prob))
+    if cfg.static_burst_prob > 0:
+        motion = dataclasses.replace(motion, static_prob=float(cfg.static_burst_prob))
     return motion
 
 

@@ -539,3 +539,8 @@ def test_large_motion_lambda_sets_the_rate_of_far_off_neighbours(photo_folder):
     assert dataset[0]["noisy"].shape == make_train_dataset(cfg)[0]["noisy"].shape
     with pytest.raises(InputError, match="local_motion_prob"):
         TrainConfig.from_dict({**base, "local_motion_prob": 1.5}).validate()
+    static = TrainConfig.from_dict({**cfg.__dict__, "static_burst_prob": 0.25})
+    assert make_train_dataset(static).motion.static_prob == 0.25
+    assert make_train_dataset(cfg).motion.static_prob == 0.0
+    with pytest.raises(InputError, match="static_burst_prob"):
+        TrainConfig.from_dict({**base, "static_burst_prob": -0.1}).validate()

@@ -60,6 +60,11 @@ class MotionConfig:
     # another place of the patch (what a global alignment leaves: most pixels in register, a
     # region not); 0: off, and the random stream is that of the paper's recipe
     local_prob: float = 0.0
+    # static bursts (ours): the probability that a burst has no global motion at all, every
+    # neighbour at offset zero (a tripod, or a burst aligned exactly); the paper's offsets leave
+    # no burst static, so a model never learns to average such frames plainly
+    # (docs/benchmarks.md, "How the models weigh the frames"); 0: off, nothing drawn
+    static_prob: float = 0.0
 
 
 DEFAULT_MOTION = MotionConfig()
@@ -155,7 +160,9 @@ def sample_offsets(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame integer offsets ``(N, 2)`` (full-resolution pixels) and the large-motion flags
     ``(N,)``. One ``n ~ Poisson(lambda)`` per burst; each neighbour is large-motion with
-    probability ``min(n / N, 1)`` ([AME-KPN] section 3.1). Frame 0 has offset zero."""
+    probability ``min(n / N, 1)`` ([AME-KPN] section 3.1). Frame 0 has offset zero. With
+    ``motion.static_prob`` > 0 one more draw makes the whole burst static with that
+    probability (after the others, so the offsets of a moving burst do not change)."""
     if num_frames < 1:
         raise InputError(f"a burst needs at least one frame, got {num_frames}")
     m = num_frames - 1
@@ -166,6 +173,8 @@ def sample_offsets(
     small = torch.randint(-motion.max_small, motion.max_small + 1, (m, 2), generator=generator)
     large = torch.randint(-motion.max_large, motion.max_large + 1, (m, 2), generator=generator)
     offsets = torch.where(is_large[:, None], large, small)
+    if motion.static_prob > 0 and float(torch.rand(1, generator=generator)) < motion.static_prob:
+        offsets, is_large = torch.zeros_like(offsets), torch.zeros_like(is_large)
     zero = torch.zeros(1, 2, dtype=torch.int64)
     return torch.cat([zero, offsets]), torch.cat([torch.zeros(1, dtype=torch.bool), is_large])
 

@@ -209,3 +209,34 @@ def test_local_motion_pastes_a_moving_object_and_leaves_the_rest():
     )
     assert a.local is None and b.local is None and torch.equal(a.offsets, b.offsets)
     assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+
+
+def test_static_bursts_hold_every_frame_in_register():
+    """``static_prob``: with probability 1 every neighbour sits at offset zero and the cropped
+    frames equal the reference; at 0.5 about half the bursts are static and the moving ones keep
+    the offsets drawn without the option (the extra draw comes after them)."""
+    import dataclasses
+
+    from burstkpn.data.degrade.synth import ALIGNED_MOTION, sample_geometry, sample_offsets
+
+    img = torch.rand(3, 200, 200, generator=torch.Generator().manual_seed(0))
+    motion = dataclasses.replace(ALIGNED_MOTION, static_prob=1.0)
+    g = torch.Generator().manual_seed(5)
+    geom = sample_geometry(200, 200, g, num_frames=6, patch_size=32, mode="subpixel", motion=motion)
+    assert not geom.offsets.any() and not geom.large.any()
+    frames = crop_burst(img, geom)
+    for k in range(1, 6):
+        torch.testing.assert_close(frames[k], frames[0], atol=1e-5, rtol=0)
+
+    half = dataclasses.replace(ALIGNED_MOTION, static_prob=0.5)
+    g_half, g_plain = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    static = 0
+    for _ in range(400):
+        offsets, large = sample_offsets(8, g_half, half)
+        ref, ref_large = sample_offsets(8, g_plain, ALIGNED_MOTION)
+        torch.rand(1, generator=g_plain)  # the static draw, to stay in step
+        if not offsets.any() and ref.any():
+            static += 1
+        else:
+            assert torch.equal(offsets, ref) and torch.equal(large, ref_large)
+    assert 160 < static < 240
