@@ -28,7 +28,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from burstkpn.data.degrade.noise import estimate_noise_map, parse_noise
+from burstkpn.data.degrade.noise import add_noise, estimate_noise_map, parse_noise
 from burstkpn.data.io.images import load_linear
 from burstkpn.inference.resolve import resolve_model
 
@@ -40,15 +40,13 @@ def static_burst(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(noisy (1, N, 1, S, S), noise_map (1, 1, S, S), clean (1, 1, S, S))`` from the centre
     ``size`` crop of a linear-light ``image`` ``(C, H, W)``, made grey (the mean of C)."""
-    c, h, w = image.shape
+    _, h, w = image.shape
     if min(h, w) < size:
         raise ValueError(f"the image ({h}x{w}) is smaller than --size {size}")
     y, x = (h - size) // 2, (w - size) // 2
     clean = image[:, y : y + size, x : x + size].mean(0, keepdim=True)[None]
-    g = torch.Generator().manual_seed(seed)
     frames = clean[:, None].expand(1, NUM_FRAMES, 1, size, size)
-    std = (sigma_r**2 + sigma_s * frames).sqrt()
-    noisy = frames + torch.randn(frames.shape, generator=g) * std
+    noisy = add_noise(frames, sigma_r, sigma_s, torch.Generator().manual_seed(seed))
     return noisy, estimate_noise_map(noisy[:, 0], sigma_r, sigma_s), clean
 
 
@@ -80,6 +78,16 @@ def rmse(estimate: torch.Tensor, clean: torch.Tensor, block: int = 1) -> float:
     return float(err.square().mean().sqrt())
 
 
+def scored(base: dict, method: str, estimate: torch.Tensor, clean: torch.Tensor) -> dict:
+    """``base`` plus the method's per-pixel and 4x4-block RMSE."""
+    return {
+        **base,
+        "method": method,
+        "rmse": rmse(estimate, clean),
+        "rmse_4x4": rmse(estimate, clean, 4),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", default="ame_kpn,ame_kpn_real,kpn")
@@ -98,17 +106,17 @@ def main() -> None:
             image, level.sigma_r, level.sigma_s, args.size, args.seed
         )
         base = {"noise": level.name, "sigma_r": level.sigma_r, "sigma_s": level.sigma_s}
-        for name, est in (("reference", noisy[:, 0]), ("mean", noisy.mean(1))):
-            rows.append({**base, "method": name, "rmse": rmse(est, clean)})
-            rows[-1]["rmse_4x4"] = rmse(est, clean, 4)
+        rows += [
+            scored(base, "reference", noisy[:, 0], clean),
+            scored(base, "mean", noisy.mean(1), clean),
+        ]
         for name in args.models.split(","):
             model = resolve_model(name).eval()
             with torch.no_grad():
                 out = model(noisy, noise_map, return_aux=True)
-            row = {**base, "method": name, "rmse": rmse(out.image, clean)}
-            row["rmse_4x4"] = rmse(out.image, clean, 4)
-            row.update(decompose(out.aux, noisy.shape[1]))
-            rows.append(row)
+            rows.append(
+                {**scored(base, name, out.image, clean), **decompose(out.aux, noisy.shape[1])}
+            )
 
     print("| noise | method | RMSE | 4x4-block RMSE | temporal share per frame | residual share |")
     print("|---|---|--:|--:|---|--:|")
