@@ -102,6 +102,22 @@ def validate(
     return res
 
 
+def _check_not_packed(run: Path) -> None:
+    """A run committed to the repository keeps its state gzip-compressed (training/README.md);
+    resuming it unpacked would silently restart (no weights) or lose Adam's state (no
+    ``last.optim.safetensors``), so say what to do instead."""
+    packed = [
+        f"{name}.gz"
+        for name in ("last.safetensors", "last.optim.safetensors")
+        if not (run / name).exists() and (run / f"{name}.gz").exists()
+    ]
+    if packed:
+        raise InputError(
+            f"'{run}' holds its state compressed ({', '.join(packed)}): run "
+            f"'gunzip {run}/*.gz' first, then resume"
+        )
+
+
 def _dist_info() -> tuple[int, int]:
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -147,6 +163,8 @@ def train(
     cfg = resolve_task(cfg, model)
     if is_main and not resume and any((run / name).exists() for name in RUN_FILES):
         raise InputError(f"run folder '{run}' already holds a run (use --resume to continue it)")
+    if resume:
+        _check_not_packed(run)
 
     # everything that can fail on the user's input (--init weights, --data) is checked before
     # the run folder is written, so that a failed start leaves nothing behind

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -544,3 +545,30 @@ def test_large_motion_lambda_sets_the_rate_of_far_off_neighbours(photo_folder):
     assert make_train_dataset(cfg).motion.static_prob == 0.0
     with pytest.raises(InputError, match="static_burst_prob"):
         TrainConfig.from_dict({**base, "static_burst_prob": -0.1}).validate()
+
+
+def test_packed_state_is_refused_then_resumes_exactly(tmp_path, photo_folder):
+    """training/README.md: a committed run keeps its state gzip-compressed. Resuming the packed
+    folder is refused with one line (it would otherwise restart or lose Adam's state); once
+    unpacked it resumes bit-exactly."""
+    common = [*TINY, "--data", str(photo_folder), "--steps", "6", "--ckpt-every", "3"]
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run(_cli(*common, "--out", str(ref)), check=True)
+    subprocess.run(_cli(*common, "--out", str(run), "--stop-after", "3"), check=True)
+    for name in ("last.safetensors", "last.optim.safetensors"):
+        path = run / name
+        (run / f"{name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    before = (run / "metrics.jsonl").read_text()
+    res = subprocess.run(_cli("--resume", str(run), "--quiet"), capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "gunzip" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert (run / "metrics.jsonl").read_text() == before  # nothing written
+    for name in ("last.safetensors", "last.optim.safetensors"):
+        packed = run / f"{name}.gz"
+        (run / name).write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
+    subprocess.run(_cli("--resume", str(run), "--quiet"), check=True)
+    a, b = _weights(ref), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
