@@ -14,6 +14,10 @@ NAME=$1
 RUN=$2
 THREADS=${3:-0}  # torch threads (0: every core); 1 beside other work on a pinned core
 HERE=$(dirname "$0")
+# a state committed to the repository is gzip-packed (training/README.md): unpack a copy of it
+for f in "$RUN/last.safetensors.gz" "$RUN/last.optim.safetensors.gz"; do
+    if [ -e "$f" ] && [ ! -e "${f%.gz}" ]; then gunzip -k "$f"; fi
+done
 if [ -e "$RUN/last.optim.safetensors" ]; then
     # bf16 where this CPU runs it natively, else fp32 (bf16 is 7-100x slower on AVX2-only
     # CPUs); the resolved name goes into the run's config.yaml. A run resumed on the machine
