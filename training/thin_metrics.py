@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from burstkpn.data.io.files import atomic_write_bytes
 
-def thin_rows(rows: list[dict], every: int) -> list[dict]:
-    """The rows kept: validation rows, the first and the last, and steps divisible by ``every``."""
+
+def kept_indices(rows: list[dict], every: int) -> list[int]:
+    """The indices of the rows kept: validation rows, the first and the last, and steps
+    divisible by ``every``."""
     if every < 1:
         raise ValueError(f"--every must be at least 1, got {every}")
     last = len(rows) - 1
     return [
-        row
+        i
         for i, row in enumerate(rows)
         if i in (0, last)
         or any(k.startswith("val_") for k in row)
@@ -45,15 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     except json.JSONDecodeError as err:
         raise SystemExit(f"error: {args.path} is not JSON lines: {err}") from None
     try:
-        kept = thin_rows(rows, args.every)
+        kept = kept_indices(rows, args.every)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
-    keep = {id(r) for r in kept}  # the kept rows are written verbatim
-    text = "".join(ln + "\n" for ln, r in zip(lines, rows, strict=True) if id(r) in keep)
-    fd, tmp = tempfile.mkstemp(dir=args.path.parent, prefix=".metrics.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, args.path)
+    text = "".join(lines[i] + "\n" for i in kept)  # the kept rows verbatim
+    atomic_write_bytes(args.path, text.encode())
     print(f"{args.path}: kept {len(kept)} of {len(rows)} rows")
 
 
