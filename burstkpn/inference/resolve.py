@@ -68,7 +68,8 @@ def try_resolve(name: str, task: str | None = None) -> tuple[nn.Module | None, s
     "skipped: ...")`` so one absent model does not stop a table, while a checkpoint file that
     is missing or broken stays an error."""
     if name.endswith(".safetensors"):
-        return load_model(name), f"checkpoint {name}"
+        model = load_model(name)
+        return model, describe_checkpoint(name, model)
     try:
         model = resolve_model(name, task)
     except InputError as exc:
@@ -76,11 +77,25 @@ def try_resolve(name: str, task: str | None = None) -> tuple[nn.Module | None, s
     return model, describe(name, model, task)
 
 
+def _trained_note(model: nn.Module) -> tuple[int | None, str]:
+    steps = trained_steps(getattr(model, "card", None) or {})
+    aligned = "; frames aligned by whole pixels first" if model_traits(model).prealign else ""
+    return steps, aligned
+
+
+def describe_checkpoint(path: str, model: nn.Module) -> str:
+    """``checkpoint PATH``, with its training steps and alignment where its card says them, so
+    that a table row of a weight file says as much as a shipped model's."""
+    steps, aligned = _trained_note(model)
+    if steps is None and not aligned:
+        return f"checkpoint {path}"
+    return f"checkpoint {path} ({'?' if steps is None else steps} training steps{aligned})"
+
+
 def describe(name: str, model: nn.Module, task: str | None = None) -> str:
     """``shipped weights NAME (S training steps)``: the note a bench prints for a model (and
     that the runner aligns its frames, for a ``prealign`` model)."""
-    steps = trained_steps(getattr(model, "card", None) or {})
+    steps, aligned = _trained_note(model)
     shipped = weights_name(name, task) if task and name in list_models() else name
     label = f"shipped weights {shipped}" if shipped != name else "shipped weights"
-    aligned = "; frames aligned by whole pixels first" if model_traits(model).prealign else ""
     return f"{label} ({'?' if steps is None else steps} training steps{aligned})"

@@ -93,6 +93,16 @@ def test_resolve_names_paths_and_models(tmp_path):
         (tmp_path / "m.bin").write_bytes(b"x")
         resolve_model(str(tmp_path / "m.bin"))
     assert weights_name("dcn_lka", "deblur") == "dcn_lka_deblur"
+
+
+def test_a_checkpoint_note_says_its_steps_and_alignment(tmp_path):
+    # a bench row of a weight file (e.g. weights/compare/ame_kpn_20k) says what its card says
+    path = tmp_path / "k.safetensors"
+    save_model(create_model("kpn", "tiny", prealign=True), path, steps=123)
+    note = try_resolve(str(path))[1]
+    assert note == f"checkpoint {path} (123 training steps; frames aligned by whole pixels first)"
+    save_model(create_model("kpn", "tiny"), path, step=7)
+    assert try_resolve(str(path))[1] == f"checkpoint {path} (7 training steps)"
     assert weights_name("kpn", "denoise") == "kpn"
 
 
