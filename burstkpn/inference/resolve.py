@@ -77,25 +77,26 @@ def try_resolve(name: str, task: str | None = None) -> tuple[nn.Module | None, s
     return model, describe(name, model, task)
 
 
-def _trained_note(model: nn.Module) -> tuple[int | None, str]:
+def _training_note(model: nn.Module) -> str | None:
+    """``(S training steps[; frames aligned ...])`` from the model's card and traits (``S`` is
+    ``?`` when the card does not say it); ``None`` when neither is known."""
     steps = trained_steps(getattr(model, "card", None) or {})
     aligned = "; frames aligned by whole pixels first" if model_traits(model).prealign else ""
-    return steps, aligned
+    if steps is None and not aligned:
+        return None
+    return f"({'?' if steps is None else steps} training steps{aligned})"
 
 
 def describe_checkpoint(path: str, model: nn.Module) -> str:
     """``checkpoint PATH``, with its training steps and alignment where its card says them, so
     that a table row of a weight file says as much as a shipped model's."""
-    steps, aligned = _trained_note(model)
-    if steps is None and not aligned:
-        return f"checkpoint {path}"
-    return f"checkpoint {path} ({'?' if steps is None else steps} training steps{aligned})"
+    note = _training_note(model)
+    return f"checkpoint {path} {note}" if note else f"checkpoint {path}"
 
 
 def describe(name: str, model: nn.Module, task: str | None = None) -> str:
     """``shipped weights NAME (S training steps)``: the note a bench prints for a model (and
     that the runner aligns its frames, for a ``prealign`` model)."""
-    steps, aligned = _trained_note(model)
     shipped = weights_name(name, task) if task and name in list_models() else name
     label = f"shipped weights {shipped}" if shipped != name else "shipped weights"
-    return f"{label} ({'?' if steps is None else steps} training steps{aligned})"
+    return f"{label} {_training_note(model) or '(? training steps)'}"

@@ -93,6 +93,7 @@ def test_resolve_names_paths_and_models(tmp_path):
         (tmp_path / "m.bin").write_bytes(b"x")
         resolve_model(str(tmp_path / "m.bin"))
     assert weights_name("dcn_lka", "deblur") == "dcn_lka_deblur"
+    assert weights_name("kpn", "denoise") == "kpn"
 
 
 def test_a_checkpoint_note_says_its_steps_and_alignment(tmp_path):
@@ -103,7 +104,6 @@ def test_a_checkpoint_note_says_its_steps_and_alignment(tmp_path):
     assert note == f"checkpoint {path} (123 training steps; frames aligned by whole pixels first)"
     save_model(create_model("kpn", "tiny"), path, step=7)
     assert try_resolve(str(path))[1] == f"checkpoint {path} (7 training steps)"
-    assert weights_name("kpn", "denoise") == "kpn"
 
 
 def test_missing_shipped_weights_are_a_skip_note(tmp_path, monkeypatch):
