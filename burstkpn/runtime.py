@@ -79,8 +79,11 @@ def tune_allocator() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    ok = libc.mallopt(m_mmap_threshold, 2**30) == 1
-    ok = libc.mallopt(m_trim_threshold, 2**34) == 1 and ok
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # mallopt(int, int): no silent masking
+    libc.mallopt.restype = ctypes.c_int
+    limit = 2**31 - 1  # the largest value mallopt takes: blocks up to 2 GiB stay in the heap
+    ok = libc.mallopt(m_mmap_threshold, limit) == 1
+    ok = libc.mallopt(m_trim_threshold, limit) == 1 and ok
     _TUNED = ok
     return ok
 
