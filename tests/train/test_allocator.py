@@ -2,6 +2,7 @@
 
 import ctypes
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,21 +19,16 @@ class _FakeMallopt:
 
     def __call__(self, param, value):
         if self.argtypes is None:
-            value = ctypes.c_int(value & 0xFFFFFFFF).value
+            value = ctypes.c_int(value).value  # ctypes keeps the low 32 bits
         elif not -(2**31) <= value < 2**31:
             raise ctypes.ArgumentError("int too long to convert")
         self.calls.append((param, value))
         return 1
 
 
-class _FakeLibc:
-    def __init__(self):
-        self.mallopt = _FakeMallopt()
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_thresholds_are_not_masked(monkeypatch):
-    fake = _FakeLibc()
+    fake = SimpleNamespace(mallopt=_FakeMallopt())
     monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: fake)
     monkeypatch.setattr(runtime, "_TUNED", False)
     assert runtime.tune_allocator()
