@@ -5,8 +5,9 @@ natively); this script also runs torch in float32 and onnxruntime (float32, the 
 of :mod:`burstkpn.export.stages`), so that the backends can be compared in the same precision on
 one machine. It times :func:`burstkpn.denoising.denoise_burst` only (reading excluded; the ONNX
 export, cached after the first call, and the session set-up happen before the clock starts)
-and prints one JSON line: wall seconds, peak RSS, the output's largest difference to
-``--against`` (an image written by an earlier run) if given.
+with the allocator setting of ``burstkpn denoise``, and prints one JSON line: wall seconds,
+peak RSS, the output's largest difference to ``--against`` (an image written by an earlier
+run) if given.
 
     python benchmarks/backend_tiled.py /tmp/burst12mp_2000x1500 --backend onnxruntime \
         --out /tmp/ort.png [--against /tmp/torch32.png]
@@ -28,6 +29,7 @@ from burstkpn.denoising import denoise_burst, load_frames
 from burstkpn.export import OnnxModel
 from burstkpn.inference import Runner
 from burstkpn.inference.resolve import resolve_model
+from burstkpn.runtime import DENOISE_MMAP_THRESHOLD, tune_allocator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from write_benchmarks_md import machine  # noqa: E402  (a script beside this one)
@@ -43,6 +45,7 @@ def main() -> None:
     p.add_argument("--out", help="write the denoised image here (16-bit PNG)")
     p.add_argument("--against", help="an earlier --out image: report the largest difference")
     args = p.parse_args()
+    tune_allocator(DENOISE_MMAP_THRESHOLD)  # as `burstkpn denoise` does
 
     frames, _ = load_frames(args.burst)
     net = resolve_model(args.model, "denoise")

@@ -132,6 +132,9 @@ def _job_options(args: argparse.Namespace) -> dict:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from burstkpn.jobs import denoise_path
+    from burstkpn.runtime import DENOISE_MMAP_THRESHOLD, tune_allocator
+
+    tune_allocator(DENOISE_MMAP_THRESHOLD)  # before the frames are read (runtime.py)
 
     r = denoise_path(
         args.inputs,
