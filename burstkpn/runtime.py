@@ -71,7 +71,8 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 # freed, which bounds the heap's retained memory. 12 MP colour burst, AMD Zen 3, float32
 # (docs/speed/profile.md): 305.6 s without tuning, 249.7 s at 2 GiB (peak RSS 7.5 -> 8.9
 # GiB), 250.8 s at 128 MiB (7.9 GiB), 266.6 s at 64 MiB (7.7 GiB)
-TRAIN_MMAP_THRESHOLD = 2**31 - 1
+_INT_MAX = 2**31 - 1  # mallopt takes an int
+TRAIN_MMAP_THRESHOLD = _INT_MAX
 DENOISE_MMAP_THRESHOLD = 128 * 2**20
 
 
@@ -83,7 +84,7 @@ def tune_allocator(mmap_threshold: int = TRAIN_MMAP_THRESHOLD) -> bool:
     global _TUNED
     if _TUNED == mmap_threshold:
         return True
-    if not 0 < mmap_threshold < 2**31:
+    if not 0 < mmap_threshold <= _INT_MAX:
         raise ValueError(f"mmap_threshold must be in [1, 2**31), got {mmap_threshold}")
     if not sys.platform.startswith("linux"):
         return False
@@ -95,7 +96,7 @@ def tune_allocator(mmap_threshold: int = TRAIN_MMAP_THRESHOLD) -> bool:
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # mallopt(int, int): no silent masking
     libc.mallopt.restype = ctypes.c_int
     ok = libc.mallopt(m_mmap_threshold, mmap_threshold) == 1
-    ok = libc.mallopt(m_trim_threshold, 2**31 - 1) == 1 and ok
+    ok = libc.mallopt(m_trim_threshold, _INT_MAX) == 1 and ok
     _TUNED = mmap_threshold if ok else None
     return ok
 
