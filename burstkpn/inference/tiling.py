@@ -120,7 +120,9 @@ def tiled_forward(
         with tqdm(
             total=total, desc="denoise", unit="tile", disable=not progress, leave=False
         ) as bar:
-            outs = [_staged_plane(stages, pb, pn, tile, margins, bar) for pb, pn in planes]
+            pool = _BufferPool()
+            outs = [_staged_plane(stages, pb, pn, tile, margins, bar, pool) for pb, pn in planes]
+            del pool
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
     total = len(planes) * len(tiles) * (len(passes) + 1)
     with tqdm(total=total, desc="denoise", unit="tile", disable=not progress, leave=False) as bar:
@@ -211,9 +213,10 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
             with stage("network per tile"):
                 img = run(ys, xs)
             with stage("tile assembly"):
-                out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
-                    ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
-                ].float()
+                with stage("storing cores"):
+                    out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
+                        ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
+                    ].float()
             bar.update(1)
     finally:
         for module in attention:
@@ -287,15 +290,94 @@ def _window_of(buf: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
     return buf[..., ys[0] // scale : ys[1] // scale, xs[0] // scale : xs[1] // scale]
 
 
-def _empty_like_level(part: torch.Tensor, hp: int, wp: int, scale: int) -> torch.Tensor:
-    """A full-size buffer at 1 / ``scale`` resolution for window outputs like ``part``."""
+def _empty_like_level(
+    part: torch.Tensor, hp: int, wp: int, scale: int, pool: _BufferPool | None = None
+) -> torch.Tensor:
+    """A full-size buffer at 1 / ``scale`` resolution for window outputs like ``part``
+    (from ``pool`` when one is given). Its values are undefined until the cores are stored."""
     fmt = (
         torch.channels_last
         if part.is_contiguous(memory_format=torch.channels_last) and part.shape[1] > 1
         else torch.contiguous_format
     )
     shape = (part.shape[0], part.shape[1], hp // scale, wp // scale)
+    if pool is not None:
+        return pool.take(shape, part.dtype, part.device, fmt)
     return torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=fmt)
+
+
+class _BufferPool:
+    """The full-size buffers of :func:`_staged_plane`, kept after use for the next colour
+    plane wherever that does not raise the memory peak.
+
+    A plane's buffers hold GiBs at 12 MP; freed and allocated again for the next plane, every
+    page of them is faulted in and zeroed anew by the kernel (a large part of the 12 MP
+    profile's time outside the layers on a 2-core VM, docs/speed/profile.md). Buffers handed
+    back with ``keep`` stay as spares while the bytes in use plus the spares stay within the
+    largest number of bytes in use so far; :func:`_staged_plane` keeps only the last block's
+    output (what the next plane's first skip needs), because buffers kept while the heads
+    run would add to the peak their temporaries reach. A request of the same shape, dtype
+    and layout takes a spare, and spares are dropped, oldest first, where a new buffer would
+    go beyond that peak. Which buffer a stage writes into never changes a value (every core
+    is stored before it is read)."""
+
+    def __init__(self) -> None:
+        self.spare: list[torch.Tensor] = []
+        self.live = 0  # bytes of the buffers taken and not yet given back
+        self.peak = 0  # the most bytes taken at once
+        self.reused = 0  # bytes handed out again from the spares
+
+    @staticmethod
+    def _key(t: torch.Tensor):
+        fmt = t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1
+        return tuple(t.shape), t.dtype, t.device, fmt
+
+    def spare_bytes(self) -> int:
+        return sum(t.nbytes for t in self.spare)
+
+    def take(self, shape, dtype, device, fmt) -> torch.Tensor:
+        key = (
+            tuple(shape),
+            dtype,
+            torch.device(device),
+            fmt == torch.channels_last and shape[1] > 1,
+        )
+        for i, t in enumerate(self.spare):
+            if self._key(t) == key:
+                buf = self.spare.pop(i)
+                self.reused += buf.nbytes
+                break
+        else:
+            need = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+            while self.spare and self.live + self.spare_bytes() + need > self.peak:
+                self.spare.pop(0)
+            buf = torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
+        self.live += buf.nbytes
+        self.peak = max(self.peak, self.live)
+        return buf
+
+    def give(self, buf: torch.Tensor, keep: bool = True) -> None:
+        """Hand ``buf`` back (the caller drops its own references to it); ``keep=False``
+        frees it even where it would fit."""
+        self.live -= buf.nbytes
+        if keep and self.live + self.spare_bytes() + buf.nbytes <= self.peak:
+            self.spare.append(buf)
+
+
+def _window_stats(core: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float32 sum and maximum over height and width of ``core`` (B, C, h, w), shaped
+    (B, C, 1, 1): eq. (5)'s average and max pooling, before the division by the area.
+
+    A window cut from a channels-last map is reduced as its (B, h, w, C) view, rows first and
+    then columns: one reduction over both spatial dimensions of such a strided window takes
+    torch's slow inner loop on CPU, about 20x slower at 512 px (12 MP profile,
+    docs/speed/profile.md); the pairwise order is also a little more accurate."""
+    core = core.float()
+    if core.shape[1] > 1 and core.stride(1) == 1:
+        rows = core.permute(0, 2, 3, 1)
+        total, peak = rows.sum(1).sum(1), rows.amax(1).amax(1)
+        return total[..., None, None], peak[..., None, None]
+    return core.sum((2, 3), keepdim=True), core.amax((2, 3), keepdim=True)
 
 
 @contextlib.contextmanager
@@ -363,7 +445,9 @@ def _stages_of(model):
     return stages
 
 
-def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) -> torch.Tensor:
+def _staged_plane(
+    stages, burst, noise_map, tile: int, margins: list[int], bar, pool: _BufferPool | None = None
+) -> torch.Tensor:
     """The image of one input (a colour plane) through the U-Net in stages that end where a
     channel attention needs the statistics of the whole feature map (eq. 5), run by
     ``stages`` (:class:`TorchStages` or a backend's):
@@ -382,7 +466,9 @@ def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) 
     windows with enough context), so every window cut from it later is exact at every pixel
     and later stages need only their own small reach. Every layer runs about once per pixel
     instead of once per attention pass; memory is that of the buffers (the finest level: the
-    first encoder width at full resolution, twice) plus one tile."""
+    first encoder width at full resolution, twice) plus one tile. ``pool`` (shared by the
+    planes of one image) keeps buffers from plane to plane within that peak."""
+    pool = _BufferPool() if pool is None else pool
     b, n, c, h, w = burst.shape
     levels, blocks = stages.levels, stages.blocks
     with stage("padding"):
@@ -394,12 +480,11 @@ def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) 
 
     def put(key, part, ys, xs, scale):
         if key not in buffers:
-            buffers[key] = _empty_like_level(part, hp, wp, scale)
+            buffers[key] = _empty_like_level(part, hp, wp, scale, pool)
         core = _store(buffers[key], part, ys, xs, scale)
         if key[0] == "dec":  # eq. (5)'s pooling, gathered while the tile is in cache: the
             # cores cover the buffer once, so their sums and maxima are the whole map's
-            core = core.float()
-            total, peak = core.sum((2, 3), keepdim=True), core.amax((2, 3), keepdim=True)
+            total, peak = _window_stats(core)
             if key in pooled:
                 total, peak = total + pooled[key][0], torch.maximum(peak, pooled[key][1])
             pooled[key] = (total, peak)
@@ -408,10 +493,11 @@ def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) 
     for ys, xs in _grid(hp, wp, sizes[0], margins[0]):
         with stage("encoder per tile"):
             skips, d = stages.first(x[..., ys[0] : ys[1], xs[0] : xs[1]])
-        for lv, skip in enumerate(skips):  # the skips of the later blocks
-            put(("skip", lv), skip, ys, xs, 2**lv)
-        put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
-        del skips, d
+        with stage("storing cores"):
+            for lv, skip in enumerate(skips):  # the skips of the later blocks
+                put(("skip", lv), skip, ys, xs, 2**lv)
+            put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
+            del skips, d
         bar.update(1)
     for k in range(1, blocks + 1):
         prev = buffers.pop(("dec", k - 1))
@@ -426,9 +512,13 @@ def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) 
                     d = stages.middle(
                         k, _window_of(prev, ys, xs, coarse), _window_of(skip, ys, xs, 2**lv), stats
                     )
-                put(("dec", k), d, ys, xs, 2**lv)
-                del d
+                with stage("storing cores"):
+                    put(("dec", k), d, ys, xs, 2**lv)
+                    del d
                 bar.update(1)
+            # freed, not kept: the heads' temporaries come on top of what is kept while
+            # they run, and the plane's memory peak with them
+            pool.give(skip, keep=False)
             del skip
         else:  # the last block's attention and the heads, at full resolution
             out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
@@ -439,9 +529,11 @@ def _staged_plane(stages, burst, noise_map, tile: int, margins: list[int], bar) 
                     xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]
                     shape = (b, c, ys[1] - ys[0], xs[1] - xs[0])
                     img = stages.last(_window_of(prev, ys, xs, 1), xw, stats, shape)
-                out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
-                    ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
-                ].float()
+                with stage("storing cores"):
+                    out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
+                        ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
+                    ].float()
                 bar.update(1)
+        pool.give(prev, keep=k == blocks)  # the last block's output, for the next plane
         del prev
     return out[..., :h, :w]

@@ -145,3 +145,79 @@ def test_staged_in_bfloat16_matches_the_passes():
         full = model(burst, nmap).image.float()
     assert (staged - passes).abs().max() < 2e-2
     assert (staged - full).abs().mean() < 2e-3
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+@pytest.mark.parametrize("channels", [1, 5])
+def test_window_stats_match_a_float64_reduction(fmt, channels):
+    # eq. (5)'s pooling over a core cut from a larger map, in either memory layout
+    from burstkpn.inference.tiling import _window_stats
+
+    part = torch.randn(2, channels, 37, 41, generator=gen(3)).contiguous(memory_format=fmt)
+    core = part[..., 3:30, 5:36]
+    total, peak = _window_stats(core.bfloat16() if channels == 5 else core)
+    ref = core.bfloat16().float() if channels == 5 else core
+    assert total.shape == peak.shape == (2, channels, 1, 1)
+    assert total.dtype == peak.dtype == torch.float32
+    torch.testing.assert_close(
+        total.double(), ref.double().sum((2, 3), keepdim=True), rtol=1e-6, atol=1e-5
+    )
+    assert torch.equal(peak, ref.amax((2, 3), keepdim=True))
+
+
+def test_buffer_pool_reuses_within_the_peak():
+    from burstkpn.inference.tiling import _BufferPool
+
+    pool = _BufferPool()
+    cl = torch.channels_last
+    a = pool.take((1, 4, 8, 8), torch.float32, "cpu", cl)  # 1 KiB
+    b = pool.take((1, 8, 4, 4), torch.float32, "cpu", cl)  # 512 B
+    assert (pool.live, pool.peak) == (1536, 1536)
+    pool.give(b)
+    pool.give(a)
+    assert pool.live == 0 and pool.spare_bytes() == 1536  # both within the peak
+    again = pool.take((1, 4, 8, 8), torch.float32, "cpu", cl)
+    assert again.data_ptr() == a.data_ptr() and again.is_contiguous(memory_format=cl)
+    assert pool.reused == 1024
+    assert pool.spare_bytes() == 512
+    # another dtype is no match, and 1024 in use + 512 spare + 256 new would pass the peak:
+    # the spare goes first
+    other = pool.take((1, 8, 4, 4), torch.bfloat16, "cpu", cl)
+    assert other.dtype == torch.bfloat16 and pool.spare_bytes() == 0
+    assert (pool.live, pool.peak) == (1280, 1536)
+    # with no spares left a new buffer may raise the peak
+    big = pool.take((1, 1, 16, 16), torch.float32, "cpu", torch.contiguous_format)
+    assert (pool.live, pool.peak) == (2304, 2304)
+    pool.give(big)
+    assert pool.spare_bytes() == 1024  # 1280 in use + 1024 spare = the peak
+    assert pool.take((1, 1, 16, 16), torch.float32, "cpu", cl).data_ptr() == big.data_ptr()
+
+
+def test_staged_colour_planes_equal_one_plane_at_a_time():
+    # the pool hands plane 1's buffers to plane 2: the values must not change
+    from burstkpn.inference.tiling import (
+        TorchStages,
+        _BufferPool,
+        _staged_plane,
+        staged_margins,
+    )
+
+    model = create_model("ame_kpn", size="tiny", num_frames=3).eval()
+    stages = TorchStages(model)
+    margins = staged_margins(model)
+    burst = torch.rand(1, 3, 1, 96, 80, generator=gen(5))
+    nmap = torch.full((1, 1, 96, 80), 0.05)
+
+    class Bar:
+        def update(self, n):
+            pass
+
+    with torch.no_grad():
+        fresh = [_staged_plane(stages, burst * s, nmap, 32, margins, Bar()) for s in (1.0, 0.5)]
+        pool = _BufferPool()
+        shared = [
+            _staged_plane(stages, burst * s, nmap, 32, margins, Bar(), pool) for s in (1.0, 0.5)
+        ]
+    assert pool.reused > 0  # the second plane wrote into buffers of the first
+    for a, b in zip(fresh, shared, strict=True):
+        assert torch.equal(a, b)
