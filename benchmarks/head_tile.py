@@ -1,5 +1,5 @@
 """Wall time of ``denoise_burst`` on a burst folder with a given core size for the last stage
-of the staged tiled path (``burstkpn.inference.tiling.HEAD_TILE``: the last attention and the
+of the staged tiled path (``burstkpn.inference.staged.HEAD_TILE``: the last attention and the
 heads), and the output's digest, to compare settings (docs/speed/profile.md).
 
     python benchmarks/head_tile.py BURST_FOLDER --head-tile 128 512 128 512 [--model ame_kpn]
@@ -18,7 +18,7 @@ import torch
 
 from burstkpn.data.io.images import list_images
 from burstkpn.denoising import denoise_burst, load_frames
-from burstkpn.inference import resolve_model, runner_for, tiling
+from burstkpn.inference import resolve_model, runner_for, staged
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     frames, _ = load_frames(list_images(args.burst))
     runner = runner_for(resolve_model(args.model))
     for head_tile in args.head_tile:
-        tiling.HEAD_TILE = head_tile
+        staged.HEAD_TILE = head_tile
         t0 = time.perf_counter()
         out = denoise_burst(frames, runner, noise="auto").image
         seconds = time.perf_counter() - t0

@@ -1,5 +1,5 @@
 """Staged tiled inference on onnxruntime: one ONNX graph per stage of
-:func:`burstkpn.inference.tiling._staged_plane`, so that a large image runs every layer about
+:func:`burstkpn.inference.staged._staged_plane`, so that a large image runs every layer about
 once per pixel, as the torch path does, instead of the whole graph once per channel-attention
 module and tile (the single graph of :mod:`.graph` cannot keep a tile's encoder output between
 attention passes).
@@ -37,7 +37,7 @@ from burstkpn.export.graph import (
     checked_bytes,
     trace_onnx,
 )
-from burstkpn.inference.tiling import TorchStages, staged_margins
+from burstkpn.inference.staged import TorchStages, staged_margins
 from burstkpn.models.kpn import KernelPredictionNet
 
 STAGE_FORMAT = "burstkpn-onnx-stage"
@@ -133,8 +133,8 @@ def stage_onnx_bytes(model: nn.Module) -> dict[str, bytes]:
 
 
 class OnnxStages:
-    """The stages of :func:`~burstkpn.inference.tiling._staged_plane` run by onnxruntime, with
-    the interface of :class:`~burstkpn.inference.tiling.TorchStages` (float32 throughout).
+    """The stages of :func:`~burstkpn.inference.staged._staged_plane` run by onnxruntime, with
+    the interface of :class:`~burstkpn.inference.staged.TorchStages` (float32 throughout).
     ``model``: the torch model the graphs are exported from (its structure gives the margins
     and the network input's padding)."""
 

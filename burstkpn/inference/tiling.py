@@ -12,12 +12,19 @@ rounding; memory is that of one tile.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 from tqdm.auto import tqdm
 
+from burstkpn.inference.staged import (
+    _BufferPool,
+    _grid,
+    _stage_tiles,
+    _staged_plane,
+    _stages_of,
+    _windows,
+)
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.common import pad_to_multiple
 from burstkpn.models.kpn import KernelPredictionNet
@@ -47,15 +54,6 @@ class _Stop(Exception):
     pass
 
 
-def _windows(size: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
-    """(window start, window end, core start, core end) along one axis."""
-    out = []
-    for c0 in range(0, size, tile):
-        c1 = min(c0 + tile, size)
-        out.append((max(0, c0 - margin), min(size, c1 + margin), c0, c1))
-    return out
-
-
 @torch.no_grad()
 def tiled_forward(
     model: KernelPredictionNet,
@@ -77,11 +75,11 @@ def tiled_forward(
     is approximate (see :mod:`burstkpn.restoration`). ``progress``: one bar for the whole call
     (every tile of every plane and attention pass), with its ETA.
 
-    ``staged`` (default) runs the KPN family with channel attention by :func:`_staged_plane`:
-    every part of the network once, each stage with only the margin it needs (exact, so
-    ``margin`` does not apply); a model that brings its own ``stages`` (the onnxruntime
-    backend: one graph per stage, :class:`~burstkpn.export.backend.OnnxStages`) runs them
-    the same way. Without it the
+    ``staged`` (default) runs the KPN family with channel attention by
+    :func:`~burstkpn.inference.staged._staged_plane`: every part of the network once, each
+    stage with only the margin it needs (exact, so ``margin`` does not apply); a model that
+    brings its own ``stages`` (the onnxruntime backend: one graph per stage,
+    :class:`~burstkpn.export.backend.OnnxStages`) runs them the same way. Without it the
     whole network runs once per attention module and tile to gather the statistics
     (``exact_attention``), then once more: about 3x the work at 512 px tiles."""
     if tile < 0:
@@ -221,319 +219,4 @@ def _tiled_plane(model, burst, noise_map, m, tiles, passes, attention, bar) -> t
     finally:
         for module in attention:
             module.global_stats = None
-    return out[..., :h, :w]
-
-
-# --------------------------------------------------------------------------- staged
-# core size (px) of the staged path's last stage (the last attention and the heads): their
-# output, frames x taps kernel channels per pixel, is the largest tensor of the network, and
-# at this size it stays in cache between the head and the kernel application (3 MP colour
-# burst, ame_kpn cpu, one core: 49 s against 56 s with 512 px tiles; docs/speed/profile.md)
-HEAD_TILE = 128
-
-
-def _stage_tiles(m: int, tile: int, margins: list[int]) -> list[tuple]:
-    """``(core size, margin)`` of each stage of :func:`_staged_plane` for a U-Net of pooling
-    multiple ``m``: ``tile`` for all but the last, which uses at most :data:`HEAD_TILE`."""
-    head = min(tile, math.ceil(HEAD_TILE / m) * m)
-    return [(tile, r) for r in margins[:-1]] + [(head, margins[-1])]
-
-
-def _grid(hp: int, wp: int, tile: int, margin: int) -> list:
-    return [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
-
-
-def staged_margins(model: KernelPredictionNet) -> list[int]:
-    """Context (full-resolution px, multiples of the pooling multiple) of each stage of
-    :func:`_staged_plane`: stage 0 is the encoder and the convolutions of the first decoder
-    block; stage k the attention of decoder block k-1, upsampling and the convolutions of
-    block k; the last stage the attention of the last block and the heads."""
-    unet = model.backbone
-    levels = len(unet.encoder)
-    convs = sum(isinstance(mod, torch.nn.Conv2d) for mod in unet.encoder[0])
-    m = unet.multiple
-
-    def up(r: int) -> int:
-        return math.ceil(r / m) * m
-
-    def sa_reach(block) -> int:
-        return 0 if isinstance(block.sa, torch.nn.Identity) else block.sa.conv.kernel_size[0] // 2
-
-    r = convs
-    for lv in range(1, levels):
-        r += 2 ** (lv - 1) + convs * 2**lv
-    lv = levels - 2
-    margins = [up(r + 2 ** (lv + 1) + convs * 2**lv)]
-    for k in range(1, len(unet.decoder)):
-        lv = levels - 2 - k  # block k works at level lv, block k-1 at lv + 1
-        reach = (sa_reach(unet.decoder[k - 1]) + 1) * 2 ** (lv + 1) + convs * 2**lv
-        margins.append(up(reach))
-    # the last stage runs at full resolution (no pooling grid to keep): its exact reach,
-    # the attention's and the 3x3 head's on the features (3 convs for ``direct``), and the
-    # kernel footprint on the frames of the window
-    feat = sa_reach(unet.decoder[-1]) + (3 if model.direct else 1)
-    margins.append(max(feat, 0 if model.direct else max(model.kernel_sizes) // 2))
-    return margins
-
-
-def _store(buf: torch.Tensor, part: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
-    """Write the core of window output ``part`` (at 1 / ``scale`` resolution) into ``buf``;
-    returns that core."""
-    y0, _, c0, c1 = (v // scale for v in ys)
-    x0, _, d0, d1 = (v // scale for v in xs)
-    core = part[..., c0 - y0 : c1 - y0, d0 - x0 : d1 - x0]
-    buf[..., c0:c1, d0:d1] = core
-    return core
-
-
-def _window_of(buf: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
-    return buf[..., ys[0] // scale : ys[1] // scale, xs[0] // scale : xs[1] // scale]
-
-
-def _empty_like_level(
-    part: torch.Tensor, hp: int, wp: int, scale: int, pool: _BufferPool | None = None
-) -> torch.Tensor:
-    """A full-size buffer at 1 / ``scale`` resolution for window outputs like ``part``
-    (from ``pool`` when one is given). Its values are undefined until the cores are stored."""
-    fmt = (
-        torch.channels_last
-        if part.is_contiguous(memory_format=torch.channels_last) and part.shape[1] > 1
-        else torch.contiguous_format
-    )
-    shape = (part.shape[0], part.shape[1], hp // scale, wp // scale)
-    if pool is not None:
-        return pool.take(shape, part.dtype, part.device, fmt)
-    return torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=fmt)
-
-
-class _BufferPool:
-    """The full-size buffers of :func:`_staged_plane`, kept after use for the next colour
-    plane wherever that does not raise the memory peak.
-
-    A plane's buffers hold GiBs at 12 MP; freed and allocated again for the next plane, every
-    page of them is faulted in and zeroed anew by the kernel (a large part of the 12 MP
-    profile's time outside the layers on a 2-core VM, docs/speed/profile.md). Buffers handed
-    back with ``keep`` stay as spares while the bytes in use plus the spares stay within the
-    largest number of bytes in use so far; :func:`_staged_plane` keeps only the last block's
-    output (what the next plane's first skip needs), because buffers kept while the heads
-    run would add to the peak their temporaries reach. A request of the same shape, dtype
-    and layout takes a spare, and spares are dropped, oldest first, where a new buffer would
-    go beyond that peak. Which buffer a stage writes into never changes a value (every core
-    is stored before it is read)."""
-
-    def __init__(self) -> None:
-        self.spare: list[torch.Tensor] = []
-        self.live = 0  # bytes of the buffers taken and not yet given back
-        self.peak = 0  # the most bytes taken at once
-        self.reused = 0  # bytes handed out again from the spares
-
-    @staticmethod
-    def _key(t: torch.Tensor):
-        fmt = t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1
-        return tuple(t.shape), t.dtype, t.device, fmt
-
-    def spare_bytes(self) -> int:
-        return sum(t.nbytes for t in self.spare)
-
-    def take(self, shape, dtype, device, fmt) -> torch.Tensor:
-        key = (
-            tuple(shape),
-            dtype,
-            torch.device(device),
-            fmt == torch.channels_last and shape[1] > 1,
-        )
-        for i, t in enumerate(self.spare):
-            if self._key(t) == key:
-                buf = self.spare.pop(i)
-                self.reused += buf.nbytes
-                break
-        else:
-            need = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-            while self.spare and self.live + self.spare_bytes() + need > self.peak:
-                self.spare.pop(0)
-            buf = torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
-        self.live += buf.nbytes
-        self.peak = max(self.peak, self.live)
-        return buf
-
-    def give(self, buf: torch.Tensor, keep: bool = True) -> None:
-        """Hand ``buf`` back (the caller drops its own references to it); ``keep=False``
-        frees it even where it would fit."""
-        self.live -= buf.nbytes
-        if keep and self.live + self.spare_bytes() + buf.nbytes <= self.peak:
-            self.spare.append(buf)
-
-
-def _window_stats(core: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The float32 sum and maximum over height and width of ``core`` (B, C, h, w), shaped
-    (B, C, 1, 1): eq. (5)'s average and max pooling, before the division by the area.
-
-    A window cut from a channels-last map is reduced as its (B, h, w, C) view, rows first and
-    then columns: one reduction over both spatial dimensions of such a strided window takes
-    torch's slow inner loop on CPU, about 20x slower at 512 px (12 MP profile,
-    docs/speed/profile.md); the pairwise order is also a little more accurate."""
-    core = core.float()
-    if core.shape[1] > 1 and core.stride(1) == 1:
-        rows = core.permute(0, 2, 3, 1)
-        total, peak = rows.sum(1).sum(1), rows.amax(1).amax(1)
-        return total[..., None, None], peak[..., None, None]
-    return core.sum((2, 3), keepdim=True), core.amax((2, 3), keepdim=True)
-
-
-@contextlib.contextmanager
-def _given_stats(module, stats):
-    """``module`` (a :class:`ChannelAttention`, or ``nn.Identity`` in ablations without it)
-    pools ``stats`` instead of its input's own statistics inside the block."""
-    if not isinstance(module, ChannelAttention):
-        yield
-        return
-    module.global_stats = stats
-    try:
-        yield
-    finally:
-        module.global_stats = None
-
-
-class TorchStages:
-    """The stages of :func:`_staged_plane` run by a torch :class:`KernelPredictionNet`.
-
-    Stage 0 (:meth:`first`): the encoder and the first decoder block's convolutions, on a
-    window of the network input; stage ``k`` (:meth:`middle`): block ``k-1``'s attention with
-    the whole image's statistics ``stats`` (eq. 5) and block ``k``'s upsampling and
-    convolutions; the last stage (:meth:`last`): the last block's attention and the heads
-    (eq. 2-4). Another backend provides the same methods
-    (:class:`~burstkpn.export.backend.OnnxStages`)."""
-
-    def __init__(self, model: KernelPredictionNet) -> None:
-        self.model = model
-        self.multiple = model.backbone.multiple
-        self.levels = len(model.backbone.encoder)
-        self.blocks = len(model.backbone.decoder)
-
-    def margins(self) -> list[int]:
-        return staged_margins(self.model)
-
-    def network_input(self, burst: torch.Tensor, noise_map: torch.Tensor | None) -> torch.Tensor:
-        return self.model.network_input(burst, noise_map)
-
-    def first(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The skips the later blocks read (finest first) and the first block's output."""
-        unet = self.model.backbone
-        skips = unet.encode(x)
-        d = unet.decoder[0].convolve(skips[-1], skips[-2])
-        return skips[: self.levels - 2], d
-
-    def middle(self, k: int, prev: torch.Tensor, skip: torch.Tensor, stats) -> torch.Tensor:
-        blocks = self.model.backbone.decoder
-        with _given_stats(blocks[k - 1].ca, stats):
-            a = blocks[k - 1].attend(prev)
-        return blocks[k].convolve(a, skip)
-
-    def last(self, prev: torch.Tensor, x: torch.Tensor, stats, shape) -> torch.Tensor:
-        block = self.model.backbone.decoder[-1]
-        with _given_stats(block.ca, stats):
-            feat = block.attend(prev)
-        return self.model.predict(x, feat, shape).image
-
-
-def _stages_of(model):
-    """The stages a model runs in :func:`_staged_plane`: its own (``stages``), or those of a
-    torch kernel-prediction network; ``None`` for other models."""
-    stages = getattr(model, "stages", None)
-    if stages is None and isinstance(model, KernelPredictionNet):
-        stages = TorchStages(model)
-    return stages
-
-
-def _staged_plane(
-    stages, burst, noise_map, tile: int, margins: list[int], bar, pool: _BufferPool | None = None
-) -> torch.Tensor:
-    """The image of one input (a colour plane) through the U-Net in stages that end where a
-    channel attention needs the statistics of the whole feature map (eq. 5), run by
-    ``stages`` (:class:`TorchStages` or a backend's):
-
-    0. per tile (margin: the reach of the encoder and the first decoder convolutions): the
-       encoder and the first decoder block's convolutions; the cores of the skips still needed
-       and of the block's output go into full-size buffers;
-    1. the block's channel statistics (the values the untiled network pools over its whole
-       buffer, summed and maximised over the cores as they were stored); per tile (a margin
-       of a few px): its attention, the upsampling and the next block's convolutions, from
-       windows of the buffers; and so on down the decoder;
-    2. per tile: the last block's attention and the heads (kernels, residuals, weights,
-       eq. 2-4) on the frames of the window.
-
-    Each buffer holds exactly what the untiled network computes there (its cores come from
-    windows with enough context), so every window cut from it later is exact at every pixel
-    and later stages need only their own small reach. Every layer runs about once per pixel
-    instead of once per attention pass; memory is that of the buffers (the finest level: the
-    first encoder width at full resolution, twice) plus one tile. ``pool`` (shared by the
-    planes of one image) keeps buffers from plane to plane within that peak."""
-    pool = _BufferPool() if pool is None else pool
-    b, n, c, h, w = burst.shape
-    levels, blocks = stages.levels, stages.blocks
-    with stage("padding"):
-        x = stages.network_input(burst, noise_map)  # (B, N [+1], Hp, Wp)
-    hp, wp = x.shape[-2:]
-    sizes = [t for t, _ in _stage_tiles(stages.multiple, tile, margins)]  # core size per stage
-    buffers: dict = {}
-    pooled: dict = {}  # decoder block k: [sum, max] of its output over the cores stored so far
-
-    def put(key, part, ys, xs, scale):
-        if key not in buffers:
-            buffers[key] = _empty_like_level(part, hp, wp, scale, pool)
-        core = _store(buffers[key], part, ys, xs, scale)
-        if key[0] == "dec":  # eq. (5)'s pooling, gathered while the tile is in cache: the
-            # cores cover the buffer once, so their sums and maxima are the whole map's
-            total, peak = _window_stats(core)
-            if key in pooled:
-                total, peak = total + pooled[key][0], torch.maximum(peak, pooled[key][1])
-            pooled[key] = (total, peak)
-
-    # stage 0: encoder + first decoder convolutions
-    for ys, xs in _grid(hp, wp, sizes[0], margins[0]):
-        with stage("encoder per tile"):
-            skips, d = stages.first(x[..., ys[0] : ys[1], xs[0] : xs[1]])
-        with stage("storing cores"):
-            for lv, skip in enumerate(skips):  # the skips of the later blocks
-                put(("skip", lv), skip, ys, xs, 2**lv)
-            put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
-            del skips, d
-        bar.update(1)
-    for k in range(1, blocks + 1):
-        prev = buffers.pop(("dec", k - 1))
-        total, peak = pooled.pop(("dec", k - 1))
-        stats = (total / (prev.shape[-2] * prev.shape[-1]), peak)
-        coarse = 2 ** (levels - 1 - k)  # the scale of block k-1's output
-        if k < blocks:
-            lv = levels - 2 - k
-            skip = buffers.pop(("skip", lv))
-            for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
-                with stage("decoder per tile"):
-                    d = stages.middle(
-                        k, _window_of(prev, ys, xs, coarse), _window_of(skip, ys, xs, 2**lv), stats
-                    )
-                with stage("storing cores"):
-                    put(("dec", k), d, ys, xs, 2**lv)
-                    del d
-                bar.update(1)
-            # freed, not kept: the heads' temporaries come on top of what is kept while
-            # they run, and the plane's memory peak with them
-            pool.give(skip, keep=False)
-            del skip
-        else:  # the last block's attention and the heads, at full resolution
-            out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
-            # smaller tiles here: the kernels of a tile (frames x taps channels) then stay
-            # in cache between the head and their application; the margin is a few px
-            for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
-                with stage("heads per tile"):
-                    xw = x[..., ys[0] : ys[1], xs[0] : xs[1]]
-                    shape = (b, c, ys[1] - ys[0], xs[1] - xs[0])
-                    img = stages.last(_window_of(prev, ys, xs, 1), xw, stats, shape)
-                with stage("storing cores"):
-                    out[..., ys[2] : ys[3], xs[2] : xs[3]] = img[
-                        ..., ys[2] - ys[0] : ys[3] - ys[0], xs[2] - xs[0] : xs[3] - xs[0]
-                    ].float()
-                bar.update(1)
-        pool.give(prev, keep=k == blocks)  # the last block's output, for the next plane
-        del prev
     return out[..., :h, :w]

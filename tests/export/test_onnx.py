@@ -89,7 +89,7 @@ def test_staged_graphs_run_each_stage_once_per_tile_and_equal_the_whole_image(tm
     (exported once into the cache); tiled inference runs each once per tile of its stage and
     gives the untiled image; an exported file alone keeps the single graph."""
     from burstkpn.export.stages import stage_onnx_bytes
-    from burstkpn.inference.tiling import _grid, _stage_tiles, staged_margins
+    from burstkpn.inference.staged import _grid, _stage_tiles, staged_margins
 
     torch.manual_seed(0)
     model = create_model("ame_kpn", "tiny").eval()

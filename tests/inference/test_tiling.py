@@ -107,13 +107,13 @@ def test_staged_margins_are_needed():
     """Each stage's margin matters: one pooling multiple less breaks exactness somewhere (the
     stage-0 bound is conservative by construction, so it is checked against a far smaller
     one)."""
-    import burstkpn.inference.tiling as tiling
+    import burstkpn.inference.staged as staged
 
     model = _trained_like("ame_kpn")
     burst, nmap = _burst(203, 157)
     with torch.no_grad():
         full = model(burst, nmap).image
-    margins = tiling.staged_margins(model)
+    margins = staged.staged_margins(model)
     # the last stage, at full resolution, needs its exact reach only: 3 (spatial attention) +
     # 1 (3x3 head) on the features, 2 on the frames (5x5 kernels)
     assert margins == [56, 24, 16, 4]
@@ -124,13 +124,13 @@ def test_staged_margins_are_needed():
             out[i] -= cut
             return out
 
-        original = tiling.staged_margins
-        tiling.staged_margins = short
+        original = staged.staged_margins
+        staged.staged_margins = short
         try:
             with torch.no_grad():
-                wrong = tiling.tiled_forward(model, burst, nmap, tile=64)
+                wrong = tiled_forward(model, burst, nmap, tile=64)
         finally:
-            tiling.staged_margins = original
+            staged.staged_margins = original
         assert (wrong - full).abs().max() > 1e-5, i
 
 
@@ -151,7 +151,7 @@ def test_staged_in_bfloat16_matches_the_passes():
 @pytest.mark.parametrize("channels", [1, 5])
 def test_window_stats_match_a_float64_reduction(fmt, channels):
     # eq. (5)'s pooling over a core cut from a larger map, in either memory layout
-    from burstkpn.inference.tiling import _window_stats
+    from burstkpn.inference.staged import _window_stats
 
     part = torch.randn(2, channels, 37, 41, generator=gen(3)).contiguous(memory_format=fmt)
     core = part[..., 3:30, 5:36]
@@ -166,7 +166,7 @@ def test_window_stats_match_a_float64_reduction(fmt, channels):
 
 
 def test_buffer_pool_reuses_within_the_peak():
-    from burstkpn.inference.tiling import _BufferPool
+    from burstkpn.inference.staged import _BufferPool
 
     pool = _BufferPool()
     cl = torch.channels_last
@@ -195,7 +195,7 @@ def test_buffer_pool_reuses_within_the_peak():
 
 def test_staged_colour_planes_equal_one_plane_at_a_time():
     # the pool hands plane 1's buffers to plane 2: the values must not change
-    from burstkpn.inference.tiling import (
+    from burstkpn.inference.staged import (
         TorchStages,
         _BufferPool,
         _staged_plane,
