@@ -23,7 +23,6 @@ from burstkpn.inference.staged import (
     _stage_tiles,
     _staged_plane,
     _stages_of,
-    _windows,
 )
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.common import pad_to_multiple
@@ -106,7 +105,7 @@ def tiled_forward(
     margin = traits.tile_margin if margin is None else margin
     r = receptive_radius(model) if margin is None else margin
     margin = math.ceil(r / m) * m
-    tiles = [(ys, xs) for ys in _windows(hp, tile, margin) for xs in _windows(wp, tile, margin)]
+    tiles = _grid(hp, wp, tile, margin)
     attention = _attention_modules(model)
     # one tile sees the whole image, so its own pooling is already the global one
     passes = attention if exact_attention and len(tiles) > 1 else []
