@@ -73,6 +73,11 @@ def main() -> None:
         metavar="STEP:LABEL",
         help="a vertical line at STEP (a recipe change), repeatable",
     )
+    ap.add_argument(
+        "--max-step",
+        type=int,
+        help="only the validations up to this step (runs compared at equal steps)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.levels:
@@ -83,6 +88,8 @@ def main() -> None:
     curves = {}
     for run in args.runs:
         rows = read_curve(run)
+        if args.max_step is not None:
+            rows = [r for r in rows if r["step"] <= args.max_step]
         curves[run.name] = rows
         for ax, level in zip(axes, VAL_LEVELS, strict=True):
             ax.plot(
