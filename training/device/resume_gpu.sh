@@ -1,6 +1,6 @@
 #!/bin/bash
 # Resume a packed long run (training/runs/NAME: last*.safetensors.gz, config.yaml, metrics)
-# on a machine with a CUDA GPU, as mkpn_gpu.sh did for mkpn's run in the twenty-second session:
+# on a machine with a CUDA GPU, as mkpn's run was finished in the twenty-second session:
 # to step SWITCH without `prealign`, then with it (the long runs' recipe), to step END, or until
 # LIMIT seconds of this script are nearly spent; the last checkpoint is packed into $OUT in
 # files under 16 MiB (a lent machine's limit on what comes back).
