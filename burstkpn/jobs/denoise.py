@@ -159,9 +159,12 @@ def denoise_path(
     with _profiled(profile) as prof:
         with stage("reading and decoding"):
             frames, in_bits = denoising.load_frames(files)
+        n, c, h, w = frames.shape
         t0 = time.perf_counter()
+        given = [frames]
+        del frames  # handed over with ``inplace``: the burst is not held twice
         result = denoising.denoise_burst(
-            frames,
+            given.pop(),
             net,
             noise=noise,
             reference=reference,
@@ -169,6 +172,7 @@ def denoise_path(
             linear=linear,
             tile=tile,
             progress=progress and not profile,
+            inplace=True,
         )
         bits = _output_bits(bits, in_bits, out)
         with stage("writing"):
@@ -177,7 +181,6 @@ def denoise_path(
     seconds = time.perf_counter() - t0
     info = {}
     if prof is not None:
-        n, c, h, w = frames.shape
         info = dict(frames=n, height=h, width=w, channels=c, tile=tile, model=str(model))
         info["torch_threads"] = torch.get_num_threads()
     return JobResult(

@@ -208,23 +208,21 @@ print(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 @pytest.mark.skipif(
     not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc peak-RSS reset"
 )
+def _peak_rss(h: int, w: int) -> int:
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-c", _PEAK_SCRIPT, str(h), str(w)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) * 1024
+
+
 def test_memory_grows_linearly_with_a_small_slope():
     """The 12 MP bound of docs/usage.md, extrapolated: peak memory of a tiled denoise grows
     with the image only through the burst itself and a few full-size planes, so two sizes give
     the slope; 12 MP at that slope plus the measured base must stay far below 8 GiB (the model's
     own working set is per tile; docs/usage.md reports the direct 12 MP measurement)."""
-    import subprocess
-    import sys
-
-    peaks = {}
-    for h, w in ((256, 256), (768, 768)):
-        out = subprocess.run(
-            [sys.executable, "-c", _PEAK_SCRIPT, str(h), str(w)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peaks[h * w] = int(out.stdout.split()[-1]) * 1024
+    peaks = {h * w: _peak_rss(h, w) for h, w in ((256, 256), (768, 768))}
     (a, pa), (b, pb) = sorted(peaks.items())
     slope = (pb - pa) / (b - a)  # bytes per pixel
     # the burst alone is 8 frames x 3 channels x 4 bytes = 96 B / pixel; measured about 400-430
@@ -258,3 +256,33 @@ def test_a_prealign_model_gets_whole_pixel_alignment_whatever_the_motion():
     off = denoise_burst(frames, runner, noise=(0.01, 0.001), linear=True, tile=0, align="off")
     assert not off.shifts.any()
     assert not torch.allclose(off.image, res.image, atol=1e-4)
+
+
+@pytest.mark.parametrize("reference", [0, 2])
+def test_inplace_gives_the_same_output(reference):
+    """``inplace`` changes where the burst lives, not the result: bit-equal outputs (sRGB input,
+    alignment, a prealign model), the input left untouched without it; a reference other
+    than the first frame falls back to a copy. With it, the caller's tensor holds the burst
+    the network read (linearised, moved by whole pixels): no second copy was made."""
+    from burstkpn.data.io.images import srgb_to_linear
+    from burstkpn.inference import Runner
+    from burstkpn.ops.align import shift_whole_pixels
+
+    g = torch.Generator().manual_seed(3)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 48, 56, generator=g), 3, 1, 1)
+    frames = (scene + 0.05 * torch.randn(5, 3, 48, 56, generator=g)).clamp(0, 1)
+    frames[1:] = torch.roll(frames[1:], (1, -2), (-2, -1))
+    torch.manual_seed(0)
+    model = create_model("ame_kpn", "tiny", num_frames=5, prealign=True)
+    runner = Runner(model, precision="fp32")
+    kw = dict(noise="auto", align="auto", tile=32, reference=reference)
+    given = frames.clone()
+    copied = denoise_burst(given, runner, **kw)
+    assert torch.equal(given, frames)
+    consumed = denoise_burst(given, runner, inplace=True, **kw)
+    assert torch.equal(consumed.image, copied.image)
+    assert consumed.sigma_r == copied.sigma_r and np.array_equal(consumed.shifts, copied.shifts)
+    assert torch.equal(given, frames) == (reference != 0)
+    if reference == 0:
+        linear = torch.stack([srgb_to_linear(f) for f in frames])
+        assert torch.equal(given, shift_whole_pixels(linear, consumed.shifts))
