@@ -205,9 +205,6 @@ print(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 """
 
 
-@pytest.mark.skipif(
-    not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc peak-RSS reset"
-)
 def _peak_rss(h: int, w: int) -> int:
     import subprocess
     import sys
@@ -217,6 +214,9 @@ def _peak_rss(h: int, w: int) -> int:
     return int(out.stdout.split()[-1]) * 1024
 
 
+@pytest.mark.skipif(
+    not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc peak-RSS reset"
+)
 def test_memory_grows_linearly_with_a_small_slope():
     """The 12 MP bound of docs/usage.md, extrapolated: peak memory of a tiled denoise grows
     with the image only through the burst itself and a few full-size planes, so two sizes give
