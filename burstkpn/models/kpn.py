@@ -34,7 +34,6 @@ from burstkpn.models.common import (
     build,
     check_noise_map,
     conv_input,
-    fold_channels,
     like_weight,
     model_frames,
     noise_planes,
@@ -258,18 +257,17 @@ class KernelPredictionNet(nn.Module):
             if c not in (1, self.COLORS):
                 raise InputError(f"the colour variant takes RGB or grey bursts, got {c} channels")
             burst = burst.expand(b, n, self.COLORS, h, w)
-        frames = fold_channels(burst)  # (B*C, N, H, W)
-        if self.color:
-            frames = frames.reshape(b, self.COLORS * n, h, w)  # (B, 3N, H, W), plane-major
-        inputs = [frames]
+        planes = burst.transpose(1, 2)  # (B, C, N, H, W)
+        # colour: one block (B, 3, N, H, W) -> 3N channels, plane-major; else planes as items
+        inputs = [planes if self.color else planes.reshape(b * c, n, h, w)]
         if not self.blind:
             if self.color:
                 noise = check_noise_map(noise_map, (b, c, h, w)).expand(b, self.COLORS, h, w)
             else:
                 noise = noise_planes(noise_map, (b, c, h, w))
-            inputs.append(noise.to(frames.dtype))
-        x = torch.cat(inputs, dim=1)  # eq. (1) input
-        return conv_input(x, self.backbone.multiple, self.backbone.encoder[0][0].weight)
+            inputs.append(noise)
+        # eq. (1) input, stacked, padded and laid out in one pass
+        return conv_input(inputs, self.backbone.multiple, self.backbone.encoder[0][0].weight)
 
     def predict(
         self,
