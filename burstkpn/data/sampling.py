@@ -59,3 +59,26 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     flip = bool(torch.randint(0, 2, (1,), generator=generator))
     x = torch.rot90(x, k, dims=(-2, -1))
     return torch.flip(x, dims=(-1,)) if flip else x
+
+
+def recolor(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    gain_range: tuple[float, float] | None = None,
+    shuffle: bool = False,
+) -> torch.Tensor:
+    """``(..., 3, H, W)`` linear RGB with its colours changed at random: the channels permuted
+    (``shuffle``) and each scaled by a gain drawn log-uniformly from ``gain_range``. Training
+    bursts recoloured so make the colour statistics of the training photos useless as a prior
+    to a model that sees the three planes together (the colour variant of ame_kpn). Draws
+    nothing when neither is set."""
+    if x.shape[-3] != 3:
+        raise InputError(f"recolor needs RGB, got {x.shape[-3]} channel(s)")
+    if shuffle:
+        x = x.index_select(-3, torch.randperm(3, generator=generator))
+    if gain_range is not None:
+        lo, hi = gain_range
+        u = torch.rand(3, generator=generator, dtype=torch.float64)
+        gains = (lo * (hi / lo) ** u).to(x.dtype)
+        x = x * gains.view(3, 1, 1)
+    return x

@@ -100,6 +100,12 @@ class TrainConfig:
     # sub-pixel neighbours are translates of the reference (data/degrade/synth.py band_limit);
     # 0: the paper's plain box
     burst_prefilter: float = 0.0
+    # bursts, RGB (channels 3): recolour each clean burst before its noise, per-channel gains drawn
+    # log-uniformly from [lo, hi] (None: off) and R, G, B permuted (channel_shuffle), so that a
+    # model seeing the three planes at once (ame_kpn color=True) cannot learn the training
+    # photos' colours as a prior (data/sampling.py recolor)
+    color_gains: list | None = None
+    channel_shuffle: bool = False
     # bursts: the Poisson mean of the number of neighbours cut far off (up to 16 output px,
     # frames a global alignment cannot fix: local motion, a failed estimate; [AME-KPN] section
     # 3.1 uses 1.5); None: that default
@@ -148,6 +154,7 @@ class TrainConfig:
             ("sigma_r_range", self.sigma_r_range),
             ("sigma_s_range", self.sigma_s_range),
             ("exposure_range", self.exposure_range),
+            ("color_gains", self.color_gains),
         ):
             if rng is not None and not _is_range(rng):
                 raise InputError(f"{name} must be [lo, hi] with 0 < lo <= hi, got {rng}")

@@ -172,6 +172,8 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
         camera_jpeg=None if cfg.camera_jpeg is None else tuple(int(q) for q in cfg.camera_jpeg),
         camera_noise_scale=float(cfg.camera_noise_scale),
         prefilter=float(cfg.burst_prefilter),
+        color_gains=None if cfg.color_gains is None else tuple(float(v) for v in cfg.color_gains),
+        channel_shuffle=bool(cfg.channel_shuffle),
     )
 
 

@@ -184,3 +184,10 @@ def test_exposure_range_is_for_burst_training_only(photo_folder):
 
     burst_cfg = _cfg(photo_folder, "burst", model="kpn", exposure_range=[0.2, 0.5])
     assert make_train_dataset(burst_cfg).exposure_range == (0.2, 0.5)
+    recolored = _cfg(
+        photo_folder, "burst", model="kpn", channels=3, color_gains=[0.3, 1.0], channel_shuffle=True
+    )
+    ds = make_train_dataset(recolored)
+    assert ds.color_gains == (0.3, 1.0) and ds.channel_shuffle
+    with pytest.raises(InputError, match="color_gains must be"):
+        _cfg(photo_folder, "burst", color_gains=[1.0, 0.3]).validate()

@@ -34,7 +34,7 @@ from burstkpn.data.degrade.synth import (
     sample_geometry,
 )
 from burstkpn.data.io.images import srgb_to_linear
-from burstkpn.data.sampling import luma, match_channels, random_plane
+from burstkpn.data.sampling import luma, match_channels, random_plane, recolor
 from burstkpn.errors import InputError
 
 
@@ -69,6 +69,12 @@ class SyntheticBurstDataset(SyntheticDataset):
     that sub-pixel neighbours are translates of the reference as a camera's optics make them;
     0 (the default) is the paper's plain box. It draws nothing from the generator.
 
+    ``color_gains`` ``(lo, hi)`` and ``channel_shuffle`` (RGB bursts only, off by default):
+    recolour every clean burst before its noise (:func:`~burstkpn.data.sampling.recolor`: R, G
+    and B permuted, each scaled by a gain drawn log-uniformly), from a third generator seeded
+    with ``derive_seed(seed, epoch, index, 2)``, so that a model seeing the three planes at once
+    cannot learn the colours of the training photos as a prior.
+
     The remaining keywords, ``patch_size`` to ``log_uniform``, are the crop, channel and
     noise-range options of :class:`~burstkpn.data.datasets.base.SyntheticDataset`.
     """
@@ -85,9 +91,13 @@ class SyntheticBurstDataset(SyntheticDataset):
         camera_jpeg: tuple[int, int] | None = JPEG_QUALITY,
         camera_noise_scale: float = RAW_NOISE_SCALE,
         prefilter: float = 0.0,
+        color_gains: tuple[float, float] | None = None,
+        channel_shuffle: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if (color_gains is not None or channel_shuffle) and self.channels != 3:
+            raise InputError("color_gains and channel_shuffle need RGB bursts (channels 3)")
         if not (prefilter >= 0.0 and math.isfinite(prefilter)):
             raise InputError(f"prefilter must be a sigma >= 0 in px, got {prefilter}")
         if not 0.0 <= camera_fraction <= 1.0:
@@ -112,6 +122,8 @@ class SyntheticBurstDataset(SyntheticDataset):
         self.camera_jpeg = None if camera_jpeg is None else tuple(int(q) for q in camera_jpeg)
         self.camera_noise_scale = float(camera_noise_scale)
         self.prefilter = float(prefilter)
+        self.color_gains = None if color_gains is None else tuple(float(v) for v in color_gains)
+        self.channel_shuffle = bool(channel_shuffle)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         g = self.generator(index)
@@ -145,6 +157,12 @@ class SyntheticBurstDataset(SyntheticDataset):
             motion=self.motion,
         )
         clean_burst = crop_burst(region, geometry)
+        if self.color_gains is not None or self.channel_shuffle:
+            # new colours for every burst, from a stream of its own (the other draws stay
+            # those of the same item without it)
+            clean_burst = recolor(
+                clean_burst, self.generator(index, 2), self.color_gains, self.channel_shuffle
+            )
         sigma_r, sigma_s = self.draw_noise(g)
         if self.exposure_range is not None:
             # darker scenes than the photos show: scale the clean linear burst by a factor

@@ -69,6 +69,26 @@ def test_exposure_range_scales_the_clean_burst_only(photo_folder):
         assert 0.1 - 1e-6 <= float(ratio) <= 0.5 + 1e-6
 
 
+def test_recolouring_changes_the_colours_only(photo_folder):
+    """color_gains / channel_shuffle recolour the clean burst from a stream of their own:
+    position, motion and noise levels stay those of the plain item; RGB bursts only."""
+    kw = dict(patch_size=32, num_frames=4, length=3, seed=2, channels=3)
+    plain = SyntheticBurstDataset(photo_folder, **kw)
+    grey = SyntheticBurstDataset(photo_folder, **kw, color_gains=(0.5, 0.5))
+    mixed = SyntheticBurstDataset(photo_folder, **kw, color_gains=(0.2, 1.0), channel_shuffle=True)
+    for i in range(3):
+        a, b, c = plain[i], grey[i], mixed[i]
+        assert torch.allclose(b["clean"], 0.5 * a["clean"], atol=1e-7)
+        assert torch.equal(a["offsets"], c["offsets"])
+        assert float(a["sigma_r"]) == float(c["sigma_r"]) and float(a["sigma_s"]) == float(
+            c["sigma_s"]
+        )
+        assert not torch.equal(a["clean"], c["clean"])
+        assert torch.equal(c["clean"], mixed[i]["clean"])  # seeded
+    with pytest.raises(InputError, match="need RGB bursts"):
+        SyntheticBurstDataset(photo_folder, patch_size=32, channels="random", channel_shuffle=True)
+
+
 @pytest.mark.parametrize("channels", ["random", 3, 1])
 def test_camera_fraction_zero_leaves_items_unchanged(photo_folder, channels):
     """camera_fraction = 0 draws nothing more: items are bit-identical to those made without
