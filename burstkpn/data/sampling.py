@@ -61,6 +61,11 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.flip(x, dims=(-1,)) if flip else x
 
 
+def log_uniform(lo: float, hi: float, u):
+    """``u`` in [0, 1) (a float or a tensor) mapped log-uniformly onto ``[lo, hi]``."""
+    return lo * (hi / lo) ** u
+
+
 def recolor(
     x: torch.Tensor,
     generator: torch.Generator,
@@ -68,8 +73,8 @@ def recolor(
     shuffle: bool = False,
 ) -> torch.Tensor:
     """``(..., 3, H, W)`` linear RGB with its colours changed at random: the channels permuted
-    (``shuffle``) and each scaled by a gain drawn log-uniformly from ``gain_range``. Training
-    bursts recoloured so make the colour statistics of the training photos useless as a prior
+    (``shuffle``) and each scaled by a gain drawn log-uniformly from ``gain_range``. Recolouring
+    the training bursts makes the colour statistics of the training photos useless as a prior
     to a model that sees the three planes together (the colour variant of ame_kpn). Draws
     nothing when neither is set."""
     if x.shape[-3] != 3:
@@ -77,8 +82,7 @@ def recolor(
     if shuffle:
         x = x.index_select(-3, torch.randperm(3, generator=generator))
     if gain_range is not None:
-        lo, hi = gain_range
         u = torch.rand(3, generator=generator, dtype=torch.float64)
-        gains = (lo * (hi / lo) ** u).to(x.dtype)
+        gains = log_uniform(*gain_range, u).to(x.dtype)
         x = x * gains.view(3, 1, 1)
     return x

@@ -34,7 +34,7 @@ from burstkpn.data.degrade.synth import (
     sample_geometry,
 )
 from burstkpn.data.io.images import srgb_to_linear
-from burstkpn.data.sampling import luma, match_channels, random_plane, recolor
+from burstkpn.data.sampling import log_uniform, luma, match_channels, random_plane, recolor
 from burstkpn.errors import InputError
 
 
@@ -168,9 +168,8 @@ class SyntheticBurstDataset(SyntheticDataset):
             # darker scenes than the photos show: scale the clean linear burst by a factor
             # drawn log-uniformly (drawn last before the noise, so that geometry and noise
             # parameters are those of the unscaled burst)
-            lo, hi = self.exposure_range
             u = float(torch.rand((), generator=g))
-            clean_burst = clean_burst * (lo * (hi / lo) ** u)
+            clean_burst = clean_burst * log_uniform(*self.exposure_range, u)
         if camera is not None:
             item = self._camera_item(clean_burst, sigma_r, sigma_s, *camera, plane, gray)
             return {**item, "offsets": geometry.offsets}

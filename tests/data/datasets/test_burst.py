@@ -74,10 +74,10 @@ def test_recolouring_changes_the_colours_only(photo_folder):
     position, motion and noise levels stay those of the plain item; RGB bursts only."""
     kw = dict(patch_size=32, num_frames=4, length=3, seed=2, channels=3)
     plain = SyntheticBurstDataset(photo_folder, **kw)
-    grey = SyntheticBurstDataset(photo_folder, **kw, color_gains=(0.5, 0.5))
+    halved = SyntheticBurstDataset(photo_folder, **kw, color_gains=(0.5, 0.5))
     mixed = SyntheticBurstDataset(photo_folder, **kw, color_gains=(0.2, 1.0), channel_shuffle=True)
     for i in range(3):
-        a, b, c = plain[i], grey[i], mixed[i]
+        a, b, c = plain[i], halved[i], mixed[i]
         assert torch.allclose(b["clean"], 0.5 * a["clean"], atol=1e-7)
         assert torch.equal(a["offsets"], c["offsets"])
         assert float(a["sigma_r"]) == float(c["sigma_r"]) and float(a["sigma_s"]) == float(
