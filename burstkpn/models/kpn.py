@@ -109,6 +109,13 @@ class KernelPredictionNet(nn.Module):
             brightness of its frame whatever the head predicts. Our addition, not the papers':
             without it the trained AME-KPN drifted to kernels summing to about 4 balanced by
             weights W of about 0.3, which shifts dark content (issue 22).
+        burst_unit_kernels: project the kernels of all frames of a plane *together* onto taps
+            summing to N (add ``(N - sum_i sum_t K_i) / (N T)`` to each tap), so that the
+            kernel path, the frames' mean of ``X_i (*) K_i``, is a weighted average of the
+            plane's own samples: it keeps the brightness of a flat region whatever the head
+            predicts, while the shares of the frames stay free (``unit_kernels`` fixes each at
+            1/N). Our addition, issue 25: the colour variant's kernel path brightens dark
+            channels beside bright ones (training/README.md). Excludes ``unit_kernels``.
         color: the colour variant (module docstring): one network pass for R, G and B, kernels
             per frame and channel. Without it (the papers' way) the planes are separate batch
             items, so tiled inference may run them one at a time.
@@ -136,6 +143,7 @@ class KernelPredictionNet(nn.Module):
         blind: bool = False,
         direct: bool = False,
         unit_kernels: bool = False,
+        burst_unit_kernels: bool = False,
         color: bool = False,
         prealign: bool = False,
     ) -> None:
@@ -146,6 +154,8 @@ class KernelPredictionNet(nn.Module):
             raise InputError(f"kernel sizes must be odd and positive, got {tuple(kernel_sizes)}")
         if direct and residual:
             raise InputError("the direct variant predicts pixels: it has no residual branch")
+        if unit_kernels and burst_unit_kernels:
+            raise InputError("unit_kernels and burst_unit_kernels exclude each other")
         self.num_frames = num_frames
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         self.taps = sum(k * k for k in self.kernel_sizes)
@@ -153,6 +163,7 @@ class KernelPredictionNet(nn.Module):
         self.blind = blind
         self.direct = direct
         self.unit_kernels = unit_kernels
+        self.burst_unit_kernels = bool(burst_unit_kernels)
         self.color = bool(color)
         self.prealign = bool(prealign)
         self.independent_channels = not self.color
@@ -298,6 +309,9 @@ class KernelPredictionNet(nn.Module):
         kernels = kernels.reshape(bc, n, -1, hp, wp)
         if self.unit_kernels:
             kernels = kernels + (1.0 - kernels.sum(2, keepdim=True)) / kernels.shape[2]
+        elif self.burst_unit_kernels:  # all frames of a plane together sum to N
+            taps = n * kernels.shape[2]
+            kernels = kernels + (n - kernels.sum((1, 2), keepdim=True)) / taps
         frames_p = x[:, : n * self.planes].float().reshape(bc, n, 1, hp, wp)  # X_i per plane
         with stage("kernel application"):
             filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
@@ -370,6 +384,24 @@ def color_from_planes(plane: KernelPredictionNet, color: KernelPredictionNet) ->
     color.load_state_dict(dst)
 
 
+@torch.no_grad()
+def kernels_from_residual(src: KernelPredictionNet, dst: KernelPredictionNet) -> None:
+    """Start the kernel-only model ``dst`` (``residual=False``) from ``src``, the same model
+    with eq. (4)'s residual path (our warm start, issue 25): the backbone and the kernel rows of
+    the M_kr head are copied; the residual rows and the M_w head are dropped. ``dst`` then
+    predicts the kernels ``src`` predicts and outputs their path alone (W = 1)."""
+    if not src.residual or dst.residual:
+        raise InputError("kernels_from_residual: needs a residual model and a kernel-only one")
+    same = ("num_frames", "kernel_sizes", "color", "blind", "direct")
+    if any(getattr(src, a) != getattr(dst, a) for a in same):
+        raise InputError("kernels_from_residual: the two models differ in more than the residual")
+    rows = dst.kr_head.weight.shape[0]  # plane-major kernels first, residuals after them
+    state = {k: v for k, v in src.state_dict().items() if not k.startswith("w_head.")}
+    state["kr_head.weight"] = state["kr_head.weight"][:rows]
+    state["kr_head.bias"] = state["kr_head.bias"][:rows]
+    dst.load_state_dict(state)
+
+
 def _build(name: str, args: dict) -> KernelPredictionNet:
     """A KPN-family model from its constructor's arguments (:func:`~burstkpn.models.common.
     build`); the one ``kernel_size`` of KPN and AME-KPN is the class's ``kernel_sizes``."""
@@ -387,6 +419,7 @@ def kpn(
     blind: bool = False,
     direct: bool = False,
     unit_kernels: bool = False,
+    burst_unit_kernels: bool = False,
     color: bool = False,
     prealign: bool = False,
 ) -> KernelPredictionNet:
@@ -403,6 +436,7 @@ def mkpn(
     kernel_sizes: Sequence[int] = (1, 3, 5, 7, 9),
     blind: bool = False,
     unit_kernels: bool = False,
+    burst_unit_kernels: bool = False,
     color: bool = False,
     prealign: bool = False,
 ) -> KernelPredictionNet:
@@ -421,6 +455,7 @@ def ame_kpn(
     residual: bool = True,
     blind: bool = False,
     unit_kernels: bool = False,
+    burst_unit_kernels: bool = False,
     color: bool = False,
     prealign: bool = False,
 ) -> KernelPredictionNet:

@@ -21,7 +21,7 @@ from burstkpn.data.io.files import atomic_write_bytes
 from burstkpn.errors import InputError
 from burstkpn.models import load_model, read_metadata, save_model
 from burstkpn.models.factory import MODELS, trained_steps, weights_dir
-from burstkpn.models.kpn import color_from_planes
+from burstkpn.models.kpn import color_from_planes, kernels_from_residual
 
 INIT_CARD = "init_card.json"  # card of the weights a run was continued from (weights only)
 
@@ -80,6 +80,8 @@ def start_from_weights(path: Path, model, keep_in: Path | None = None) -> int:
     loaded = load_model(path)
     if getattr(model, "color", False) and not getattr(loaded, "color", False):
         color_from_planes(loaded, model)  # a colour variant warm-started from a plane model
+    elif getattr(loaded, "residual", False) and not getattr(model, "residual", True):
+        kernels_from_residual(loaded, model)  # a kernel-only model from a residual one
     else:
         model.load_state_dict(loaded.state_dict())
     if keep_in is not None:
@@ -129,9 +131,10 @@ def _with_defaults(name: str, kwargs: dict) -> dict:
     return json.loads(json.dumps({**defaults, **kwargs}))
 
 
-# constructor kwargs that change what a model is fed, not its weights: --init may change them
-# (a model fine-tuned on globally aligned bursts starts from one trained on the paper's)
-INPUT_KWARGS = ("prealign",)
+# constructor kwargs that change what a model is fed, or how its kernels are projected, not
+# its weights: --init may change them (a model fine-tuned on globally aligned bursts starts from
+# one trained on the paper's; one with unit-sum kernels from one without)
+INPUT_KWARGS = ("prealign", "unit_kernels", "burst_unit_kernels")
 
 
 def _weight_kwargs(name: str, kwargs: dict) -> dict:
@@ -153,6 +156,8 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
     ours = _weight_kwargs(built["name"], built["kwargs"])
     if ours.get("color") and theirs.get("color") is False:  # colour variant from a plane model
         theirs["color"] = True  # (color_from_planes)
+    if ours.get("residual") is False and theirs.get("residual"):  # kernel-only from residual
+        theirs["residual"] = False  # (kernels_from_residual)
     if meta["name"] != built["name"] or theirs != ours:
         raise InputError(
             f"--init: '{path}' holds {meta['name']} {meta['kwargs']}, but this run builds "

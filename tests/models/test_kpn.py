@@ -186,6 +186,54 @@ def test_unit_kernels_sum_to_one_and_keep_a_flat_burst(name):
     assert model.config["kwargs"]["unit_kernels"] is True
 
 
+@pytest.mark.parametrize("name,color", [("kpn", False), ("mkpn", False), ("ame_kpn", True)])
+def test_burst_unit_kernels_sum_to_n_together_and_keep_a_flat_burst(name, color):
+    """``burst_unit_kernels``: the kernels of all frames of a plane sum to N together (each
+    frame's share left free), so the kernel path's mean over frames returns a flat burst."""
+    torch.manual_seed(0)
+    model = create_model(name, "tiny", num_frames=3, color=color, burst_unit_kernels=True)
+    model.eval()
+    c = 3 if color else 2
+    with torch.no_grad():
+        model.kr_head.bias.normal_(0, 1.0)  # kernels far from the identity init
+        burst = torch.full((1, 3, c, 16, 16), 0.3)
+        out = model(burst, torch.full((1, c, 16, 16), 0.01), return_aux=True)
+    sums = out.aux["kernels"].sum(3)  # (B, N, C, H, W): per frame
+    torch.testing.assert_close(sums.sum(1), torch.full_like(sums[:, 0], 3.0), atol=1e-4, rtol=0)
+    assert (sums - 1).abs().max() > 0.1  # the frames' shares are not fixed at 1/N
+    kernel_path = out.aux["filtered"].mean(1)
+    torch.testing.assert_close(kernel_path, torch.full_like(kernel_path, 0.3), atol=1e-5, rtol=0)
+    assert model.config["kwargs"]["burst_unit_kernels"] is True
+
+
+def test_unit_kernels_and_burst_unit_kernels_exclude_each_other():
+    with pytest.raises(InputError, match="exclude each other"):
+        create_model("kpn", "tiny", unit_kernels=True, burst_unit_kernels=True)
+
+
+def test_kernels_from_residual_keeps_the_kernels_and_drops_the_residual_path():
+    """A kernel-only model started from a residual one predicts its kernels; its output is
+    the residual model's kernel path (eq. 4 with W = 1)."""
+    from burstkpn.models.kpn import kernels_from_residual
+
+    torch.manual_seed(0)
+    src = create_model("ame_kpn", "tiny", num_frames=2).eval()
+    dst = create_model("ame_kpn", "tiny", num_frames=2, residual=False).eval()
+    kernels_from_residual(src, dst)
+    burst = torch.rand(1, 2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    noise = torch.full((1, 3, 16, 16), 0.01)
+    with torch.no_grad():
+        a = src(burst, noise, return_aux=True)
+        b = dst(burst, noise, return_aux=True)
+    torch.testing.assert_close(b.aux["kernels"], a.aux["kernels"])
+    torch.testing.assert_close(b.image, a.aux["filtered"].mean(1))
+    with pytest.raises(InputError, match="needs a residual model"):
+        kernels_from_residual(dst, src)
+    other = create_model("ame_kpn", "tiny", num_frames=3, residual=False)
+    with pytest.raises(InputError, match="differ in more"):
+        kernels_from_residual(src, other)
+
+
 def test_plain_float32_equals_a_whole_reorder():
     """The banded reorder of the kernel head's output gives the one-copy conversion."""
     from burstkpn.models.common import plain_float32

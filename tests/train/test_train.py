@@ -299,7 +299,33 @@ def test_init_accepts_weights_saved_before_an_option_existed(tmp_path):
     path = save_model(model, tmp_path / "old.safetensors", steps=1)
     assert _init_path(path, create_model("ame_kpn", "tiny", num_frames=2)) == path
     with pytest.raises(InputError, match="this run builds"):
-        _init_path(path, create_model("ame_kpn", "tiny", num_frames=2, unit_kernels=True))
+        _init_path(path, create_model("ame_kpn", "tiny", num_frames=2, kernel_size=3))
+
+
+def test_init_may_drop_the_residual_path_and_change_the_kernel_projection(tmp_path):
+    """--init from an AME-KPN with eq. (4)'s residual path into a kernel-only one with
+    burst-unit kernels: the kernel rows and the backbone carry over, so the new model predicts
+    the old one's kernels (before its projection)."""
+    from burstkpn.models import create_model, save_model
+    from burstkpn.train import _init_path
+    from burstkpn.train.checkpoint import start_from_weights
+
+    torch.manual_seed(0)
+    src = create_model("ame_kpn", "tiny", num_frames=2, color=True).eval()
+    path = save_model(src, tmp_path / "src.safetensors", steps=7)
+    dst = create_model(
+        "ame_kpn", "tiny", num_frames=2, color=True, residual=False, burst_unit_kernels=True
+    ).eval()
+    assert _init_path(path, dst) == path
+    assert start_from_weights(path, dst) == 7
+    assert dst.w_head is None
+    burst = torch.rand(1, 2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    noise = torch.full((1, 3, 16, 16), 0.01)
+    with torch.no_grad():
+        feat_src = src.backbone(src.network_input(burst, noise))
+        feat_dst = dst.backbone(dst.network_input(burst, noise))
+        torch.testing.assert_close(feat_dst, feat_src)
+        torch.testing.assert_close(dst._predict_kernels(feat_dst), src._predict_kernels(feat_src))
 
 
 def test_training_seconds_counts_only_the_steps_in_its_range(tmp_path):
