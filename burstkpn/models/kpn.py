@@ -350,58 +350,6 @@ class KernelPredictionNet(nn.Module):
         return DenoiseOutput(per_frame.mean(1), per_frame, aux)
 
 
-@torch.no_grad()
-def color_from_planes(plane: KernelPredictionNet, color: KernelPredictionNet) -> None:
-    """Start the colour variant ``color`` from the per-plane model ``plane`` of the same
-    architecture (our warm start, issue 25; not in the papers). The first convolution reads
-    each input channel of ``plane`` as the mean of its three planes (its weights split in
-    three), every other backbone layer is copied, and the heads predict the plane model's
-    kernels, residuals and weights for each of R, G and B. So the warm-started variant is the
-    plane model run on the mean of the planes, with its kernels applied to every plane: on a
-    grey burst it gives the plane model's output exactly, and a fine-tune then learns colour."""
-    if plane.color or not color.color or plane.direct:
-        raise InputError("color_from_planes: needs a per-plane kernel model and a colour variant")
-    same = ("num_frames", "kernel_sizes", "residual", "blind", "direct")
-    if any(getattr(plane, a) != getattr(color, a) for a in same):
-        raise InputError("color_from_planes: the two models differ in more than colour")
-    src = plane.state_dict()
-    dst = color.state_dict()
-    k, n, t = color.COLORS, color.num_frames, color.taps
-    first = "backbone.encoder.0.0.weight"
-    for name, value in src.items():
-        if name == first:  # eq. (1) input: N frames [+ noise] -> 3 N frames [+ 3 noise]
-            frames = value[:, :n].repeat(1, k, 1, 1) / k  # plane-major, as network_input
-            noise = value[:, n:].repeat(1, k, 1, 1) / k
-            dst[name] = torch.cat([frames, noise], 1)
-        elif name.startswith(("kr_head.", "w_head.")):
-            # plane-major outputs: kr_head the kernels (p N + i) T + t, then the residuals
-            # p N + i; w_head the weights p N + i. Each part repeated once per plane
-            rep = (k,) + (1,) * (value.dim() - 1)
-            cut = n * t if name.startswith("kr_head.") else 0
-            dst[name] = torch.cat([value[:cut].repeat(rep), value[cut:].repeat(rep)])
-        else:
-            dst[name] = value
-    color.load_state_dict(dst)
-
-
-@torch.no_grad()
-def kernels_from_residual(src: KernelPredictionNet, dst: KernelPredictionNet) -> None:
-    """Start the kernel-only model ``dst`` (``residual=False``) from ``src``, the same model
-    with eq. (4)'s residual path (our warm start, issue 25): the backbone and the kernel rows of
-    the M_kr head are copied; the residual rows and the M_w head are dropped. ``dst`` then
-    predicts the kernels ``src`` predicts and outputs their path alone (W = 1)."""
-    if not src.residual or dst.residual:
-        raise InputError("kernels_from_residual: needs a residual model and a kernel-only one")
-    same = ("num_frames", "kernel_sizes", "color", "blind", "direct")
-    if any(getattr(src, a) != getattr(dst, a) for a in same):
-        raise InputError("kernels_from_residual: the two models differ in more than the residual")
-    rows = dst.kr_head.weight.shape[0]  # plane-major kernels first, residuals after them
-    state = {k: v for k, v in src.state_dict().items() if not k.startswith("w_head.")}
-    state["kr_head.weight"] = state["kr_head.weight"][:rows]
-    state["kr_head.bias"] = state["kr_head.bias"][:rows]
-    dst.load_state_dict(state)
-
-
 def _build(name: str, args: dict) -> KernelPredictionNet:
     """A KPN-family model from its constructor's arguments (:func:`~burstkpn.models.common.
     build`); the one ``kernel_size`` of KPN and AME-KPN is the class's ``kernel_sizes``."""

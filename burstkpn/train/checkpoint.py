@@ -21,7 +21,7 @@ from burstkpn.data.io.files import atomic_write_bytes
 from burstkpn.errors import InputError
 from burstkpn.models import load_model, read_metadata, save_model
 from burstkpn.models.factory import MODELS, trained_steps, weights_dir
-from burstkpn.models.kpn import color_from_planes, kernels_from_residual
+from burstkpn.models.warm_start import color_from_planes, kernels_from_residual
 
 INIT_CARD = "init_card.json"  # card of the weights a run was continued from (weights only)
 
@@ -156,8 +156,8 @@ def _init_path(init: str | os.PathLike, model: torch.nn.Module) -> Path:
     ours = _weight_kwargs(built["name"], built["kwargs"])
     if ours.get("color") and theirs.get("color") is False:  # colour variant from a plane model
         theirs["color"] = True  # (color_from_planes)
-    if ours.get("residual") is False and theirs.get("residual"):  # kernel-only from residual
-        theirs["residual"] = False  # (kernels_from_residual)
+    elif ours.get("residual") is False and theirs.get("residual"):  # kernel-only from residual
+        theirs["residual"] = False  # (kernels_from_residual; one conversion at a time)
     if meta["name"] != built["name"] or theirs != ours:
         raise InputError(
             f"--init: '{path}' holds {meta['name']} {meta['kwargs']}, but this run builds "

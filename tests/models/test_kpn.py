@@ -214,7 +214,7 @@ def test_unit_kernels_and_burst_unit_kernels_exclude_each_other():
 def test_kernels_from_residual_keeps_the_kernels_and_drops_the_residual_path():
     """A kernel-only model started from a residual one predicts its kernels; its output is
     the residual model's kernel path (eq. 4 with W = 1)."""
-    from burstkpn.models.kpn import kernels_from_residual
+    from burstkpn.models.warm_start import kernels_from_residual
 
     torch.manual_seed(0)
     src = create_model("ame_kpn", "tiny", num_frames=2).eval()

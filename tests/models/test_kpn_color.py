@@ -112,7 +112,7 @@ def test_warm_start_from_a_plane_model(name):
     """color_from_planes: on a grey burst the warm-started colour variant is the plane model
     (same kernels, residuals, weights); on a colour burst it applies the kernels the plane
     model predicts from the mean of the planes to every plane."""
-    from burstkpn.models.kpn import color_from_planes
+    from burstkpn.models.warm_start import color_from_planes
 
     torch.manual_seed(1)
     plane = create_model(name, "tiny").eval()
