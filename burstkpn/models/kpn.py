@@ -42,7 +42,7 @@ from burstkpn.models.common import (
     unfold_channels,
 )
 from burstkpn.models.traits import ModelTraits
-from burstkpn.ops.kernels import apply_kernels
+from burstkpn.ops.kernels import apply_kernels, project_kernel_sum
 from burstkpn.profiling import stage
 
 # Published widths (encoder 64-128-256-512-512, 3 convs per block, as KPN / AME-KPN), a slimmer
@@ -307,11 +307,10 @@ class KernelPredictionNet(nn.Module):
         # a whole tile's 208 channels per pixel misses the cache)
         kernels = plain_float32(self._predict_kernels(feat))
         kernels = kernels.reshape(bc, n, -1, hp, wp)
-        if self.unit_kernels:
-            kernels = kernels + (1.0 - kernels.sum(2, keepdim=True)) / kernels.shape[2]
+        if self.unit_kernels:  # every frame's kernel sums to one
+            kernels = project_kernel_sum(kernels, (2,), 1.0)
         elif self.burst_unit_kernels:  # all frames of a plane together sum to N
-            taps = n * kernels.shape[2]
-            kernels = kernels + (n - kernels.sum((1, 2), keepdim=True)) / taps
+            kernels = project_kernel_sum(kernels, (1, 2), float(n))
         frames_p = x[:, : n * self.planes].float().reshape(bc, n, 1, hp, wp)  # X_i per plane
         with stage("kernel application"):
             filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i

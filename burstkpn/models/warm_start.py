@@ -11,6 +11,13 @@ from burstkpn.errors import InputError
 from burstkpn.models.kpn import KernelPredictionNet
 
 
+def _check_alike(a: KernelPredictionNet, b: KernelPredictionNet, what: str, but: str) -> None:
+    """Refuse a warm start between models that differ in more than ``but``."""
+    same = ("num_frames", "kernel_sizes", "residual", "color", "blind", "direct")
+    if any(getattr(a, n) != getattr(b, n) for n in same if n != but):
+        raise InputError(f"{what}: the two models differ in more than {but}")
+
+
 @torch.no_grad()
 def color_from_planes(plane: KernelPredictionNet, color: KernelPredictionNet) -> None:
     """Start the colour variant ``color`` from the per-plane model ``plane`` of the same
@@ -22,9 +29,7 @@ def color_from_planes(plane: KernelPredictionNet, color: KernelPredictionNet) ->
     grey burst it gives the plane model's output exactly, and a fine-tune then learns colour."""
     if plane.color or not color.color or plane.direct:
         raise InputError("color_from_planes: needs a per-plane kernel model and a colour variant")
-    same = ("num_frames", "kernel_sizes", "residual", "blind", "direct")
-    if any(getattr(plane, a) != getattr(color, a) for a in same):
-        raise InputError("color_from_planes: the two models differ in more than colour")
+    _check_alike(plane, color, "color_from_planes", "color")
     src = plane.state_dict()
     dst = color.state_dict()
     k, n, t = color.COLORS, color.num_frames, color.taps
@@ -53,9 +58,7 @@ def kernels_from_residual(src: KernelPredictionNet, dst: KernelPredictionNet) ->
     predicts the kernels ``src`` predicts and outputs their path alone (W = 1)."""
     if not src.residual or dst.residual:
         raise InputError("kernels_from_residual: needs a residual model and a kernel-only one")
-    same = ("num_frames", "kernel_sizes", "color", "blind", "direct")
-    if any(getattr(src, a) != getattr(dst, a) for a in same):
-        raise InputError("kernels_from_residual: the two models differ in more than the residual")
+    _check_alike(src, dst, "kernels_from_residual", "residual")
     rows = dst.kr_head.weight.shape[0]  # plane-major kernels first, residuals after them
     state = {k: v for k, v in src.state_dict().items() if not k.startswith("w_head.")}
     state["kr_head.weight"] = state["kr_head.weight"][:rows]

@@ -173,6 +173,16 @@ def apply_kernels(
     return _KernelApplyFunction.apply(padded, kernels, k)
 
 
+def project_kernel_sum(kernels: torch.Tensor, dims: Sequence[int], total: float) -> torch.Tensor:
+    """``kernels`` moved, by the same amount on every tap, onto the taps whose sum over
+    ``dims`` is ``total`` (the nearest such kernels in L2): ``K + (total - sum K) / count``,
+    ``count`` the number of taps summed. A flat frame filtered by kernels summing to one keeps
+    its value, so these projections fix the brightness of the kernel path (``unit_kernels``
+    and ``burst_unit_kernels`` of :class:`~burstkpn.models.kpn.KernelPredictionNet`)."""
+    count = math.prod(kernels.shape[d] for d in dims)
+    return kernels + (total - kernels.sum(tuple(dims), keepdim=True)) / count
+
+
 def fuse_multisize_kernels(
     kernels: Sequence[torch.Tensor], sizes: Sequence[int] = (1, 3, 5, 7, 9)
 ) -> torch.Tensor:

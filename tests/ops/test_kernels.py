@@ -303,3 +303,14 @@ def test_shape_errors(frames_shape, kernels_shape, match):
 def test_integer_inputs_rejected():
     with pytest.raises(TypeError):
         apply_kernels(torch.zeros(1, 1, 1, 4, 4, dtype=torch.int64), torch.zeros(1, 1, 9, 4, 4))
+
+
+@pytest.mark.parametrize("dims,total", [((2,), 1.0), ((1, 2), 3.0)])
+def test_project_kernel_sum_hits_the_total_with_one_shift_per_group(dims, total):
+    from burstkpn.ops.kernels import project_kernel_sum
+
+    k = torch.randn(2, 3, 9, 4, 5, generator=gen(7), dtype=torch.float64)
+    p = project_kernel_sum(k, dims, total)
+    torch.testing.assert_close(p.sum(dims), torch.full_like(k.sum(dims), total))
+    shift = p - k  # the same amount on every tap of a group: the nearest such kernels
+    torch.testing.assert_close(shift, shift.mean(dims, keepdim=True).expand_as(shift))
