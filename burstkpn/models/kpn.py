@@ -116,6 +116,8 @@ class KernelPredictionNet(nn.Module):
             predicts, while the shares of the frames stay free (``unit_kernels`` fixes each at
             1/N). Our addition, issue 25: the colour variant's kernel path brightens dark
             channels beside bright ones (training/README.md). Excludes ``unit_kernels``.
+            Meant for ``residual=False``: with eq. (4) each frame's W_i weighs its own
+            filtered image, so unequal W_i undo the projection (tried: training/README.md).
         color: the colour variant (module docstring): one network pass for R, G and B, kernels
             per frame and channel. Without it (the papers' way) the planes are separate batch
             items, so tiled inference may run them one at a time.
