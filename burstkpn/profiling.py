@@ -154,6 +154,17 @@ def profiling(profile: Profile | None = None) -> Iterator[Profile]:
         _ACTIVE.reset(token)
 
 
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """No profile is active inside the block (work that is not part of the run, such as a dry
+    run that plans memory, stays out of the stage rows)."""
+    token = _ACTIVE.set(None)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
 def active() -> Profile | None:
     """The profile active in this context, if any."""
     return _ACTIVE.get()

@@ -15,9 +15,10 @@ import math
 
 import torch
 
+from burstkpn.inference.arena import ArenaPool, RecordingPool
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.kpn import KernelPredictionNet
-from burstkpn.profiling import stage
+from burstkpn.profiling import stage, suspended
 
 
 def _windows(size: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -136,6 +137,9 @@ class _BufferPool:
         fmt = t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1
         return tuple(t.shape), t.dtype, t.device, fmt
 
+    def begin(self) -> None:
+        """A plane starts (spares carry over as they are)."""
+
     def spare_bytes(self) -> int:
         return sum(t.nbytes for t in self.spare)
 
@@ -249,6 +253,27 @@ def _stages_of(model):
     return stages
 
 
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+def planned_pool(stages, burst, noise_map, margins: list[int], hp: int, wp: int):
+    """An :class:`~burstkpn.inference.arena.ArenaPool` for the planes of ``burst`` (network
+    input ``hp x wp``), planned from a dry run of the stages on a crop of two pooling multiples
+    (the buffers' sizes scale with the image, their order does not depend on it); ``None`` for
+    a burst smaller than the crop, whose buffers are small anyway."""
+    s = 2 * stages.multiple
+    if min(burst.shape[-2:]) < s:
+        return None
+    crop = burst[..., :s, :s]
+    noise = None if noise_map is None else noise_map[..., :s, :s]
+    record = RecordingPool((s, s))
+    with suspended():
+        _staged_plane(stages, crop, noise, s, margins, _NoBar(), record)
+    return ArenaPool(record.plan(), hp, wp, burst.device)
+
+
 def _staged_plane(
     stages, burst, noise_map, tile: int, margins: list[int], bar, pool: _BufferPool | None = None
 ) -> torch.Tensor:
@@ -273,6 +298,7 @@ def _staged_plane(
     first encoder width at full resolution, twice) plus one tile. ``pool`` (shared by the
     planes of one image) keeps buffers from plane to plane within that peak."""
     pool = _BufferPool() if pool is None else pool
+    pool.begin()
     b, n, c, h, w = burst.shape
     levels, blocks = stages.levels, stages.blocks
     with stage("padding"):

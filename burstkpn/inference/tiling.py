@@ -23,6 +23,7 @@ from burstkpn.inference.staged import (
     _stage_tiles,
     _staged_plane,
     _stages_of,
+    planned_pool,
 )
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.common import pad_to_multiple
@@ -117,7 +118,9 @@ def tiled_forward(
         with tqdm(
             total=total, desc="denoise", unit="tile", disable=not progress, leave=False
         ) as bar:
-            pool = _BufferPool()
+            # one arena for the buffers of every plane (arena.py); a small burst takes its
+            # buffers one by one
+            pool = planned_pool(stages, *planes[0], margins, hp, wp) or _BufferPool()
             outs = [_staged_plane(stages, pb, pn, tile, margins, bar, pool) for pb, pn in planes]
             del pool
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
