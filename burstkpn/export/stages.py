@@ -158,9 +158,14 @@ class OnnxStages:
         arrays = {k: np.ascontiguousarray(v.float().numpy()) for k, v in feeds.items()}
         return [torch.from_numpy(a) for a in self.sessions[name].run(None, arrays)]
 
-    def first(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def first(
+        self, x: torch.Tensor, trim: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """As :meth:`TorchStages.first`; the graph computes the whole window and the
+        ``trim`` is cut from its output."""
         *skips, d = self._run("first", x=x)
-        return skips, d
+        top, bottom, left, right = trim
+        return skips, d[..., top : d.shape[-2] - bottom, left : d.shape[-1] - right]
 
     def middle(self, k: int, prev: torch.Tensor, skip: torch.Tensor, stats) -> torch.Tensor:
         mean, peak = stats

@@ -81,6 +81,33 @@ def staged_margins(model: KernelPredictionNet) -> list[int]:
     return margins
 
 
+def first_block_reach(model: KernelPredictionNet) -> int:
+    """Rows of context (at its own level) that the first decoder block's output needs around
+    a tile's core: one per 3x3 convolution, and one for the bilinear upsampling, whose first
+    row in a crop clamps to its edge (:func:`_first_trim` keeps the crop on the coarser
+    level's grid)."""
+    block = model.backbone.decoder[0]
+    return sum(isinstance(mod, torch.nn.Conv2d) for mod in block.convs) + 1
+
+
+def _first_trim(ys, xs, scale: int, keep: int):
+    """What stage 0 need not compute of the first decoder block in window ``ys, xs``: the
+    window's margin (at the block's ``scale``) beyond ``keep`` rows, on every side, rounded
+    down to even; with the window bounds of the block's output that is left. The encoder needs
+    the whole margin; the first block, at a quarter of the network's cost per tile, only its
+    own reach (stage 0 of a 12 MP burst: docs/speed/profile.md)."""
+
+    def cut(avail: int) -> int:
+        c = max(0, avail // scale - keep)
+        return c - c % 2
+
+    top, bottom = cut(ys[2] - ys[0]), cut(ys[1] - ys[3])
+    left, right = cut(xs[2] - xs[0]), cut(xs[1] - xs[3])
+    ys_d = (ys[0] + top * scale, ys[1] - bottom * scale, ys[2], ys[3])
+    xs_d = (xs[0] + left * scale, xs[1] - right * scale, xs[2], xs[3])
+    return (top, bottom, left, right), ys_d, xs_d
+
+
 def _store(buf: torch.Tensor, part: torch.Tensor, ys, xs, scale: int) -> torch.Tensor:
     """Write the core of window output ``part`` (at 1 / ``scale`` resolution) into ``buf``;
     returns that core."""
@@ -224,11 +251,24 @@ class TorchStages:
     def network_input(self, burst: torch.Tensor, noise_map: torch.Tensor | None) -> torch.Tensor:
         return self.model.network_input(burst, noise_map)
 
-    def first(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The skips the later blocks read (finest first) and the first block's output."""
+    def first(
+        self, x: torch.Tensor, trim: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The skips the later blocks read (finest first) and the first block's output, less
+        ``trim`` (top, bottom, left, right; even) of its rows and columns, which the first
+        block does not compute (:func:`_first_trim`)."""
         unet = self.model.backbone
         skips = unet.encode(x)
-        d = unet.decoder[0].convolve(skips[-1], skips[-2])
+        deep, skip = skips[-1], skips[-2]
+        if any(trim):
+            top, bottom, left, right = trim
+            skip = skip[..., top : skip.shape[-2] - bottom, left : skip.shape[-1] - right]
+            deep = deep[
+                ...,
+                top // 2 : deep.shape[-2] - bottom // 2,
+                left // 2 : deep.shape[-1] - right // 2,
+            ]
+        d = unet.decoder[0].convolve(deep, skip)
         return skips[: self.levels - 2], d
 
     def middle(self, k: int, prev: torch.Tensor, skip: torch.Tensor, stats) -> torch.Tensor:
@@ -320,13 +360,15 @@ def _staged_plane(
             pooled[key] = (total, peak)
 
     # stage 0: encoder + first decoder convolutions
+    keep = first_block_reach(stages.model)
     for ys, xs in _grid(hp, wp, sizes[0], margins[0]):
+        trim, ys_d, xs_d = _first_trim(ys, xs, 2 ** (levels - 2), keep)
         with stage("encoder per tile"):
-            skips, d = stages.first(x[..., ys[0] : ys[1], xs[0] : xs[1]])
+            skips, d = stages.first(x[..., ys[0] : ys[1], xs[0] : xs[1]], trim)
         with stage("storing cores"):
             for lv, skip in enumerate(skips):  # the skips of the later blocks
                 put(("skip", lv), skip, ys, xs, 2**lv)
-            put(("dec", 0), d, ys, xs, 2 ** (levels - 2))
+            put(("dec", 0), d, ys_d, xs_d, 2 ** (levels - 2))
             del skips, d
         bar.update(1)
     for k in range(1, blocks + 1):

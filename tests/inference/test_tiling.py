@@ -221,3 +221,31 @@ def test_staged_colour_planes_equal_one_plane_at_a_time():
     assert pool.reused > 0  # the second plane wrote into buffers of the first
     for a, b in zip(fresh, shared, strict=True):
         assert torch.equal(a, b)
+
+
+def test_first_block_trim_is_exact_and_its_reach_is_needed(monkeypatch):
+    """Stage 0 computes the first decoder block on the tile's core and its own reach only (the
+    encoder needs the whole margin): the image stays exact, and one row less is not."""
+    import burstkpn.inference.staged as staged
+
+    model = _trained_like("ame_kpn")
+    burst, nmap = _burst(203, 157)
+    trims = []
+    original = staged._first_trim
+
+    def spy(*args):
+        out = original(*args)
+        trims.append(out[0])
+        return out
+
+    monkeypatch.setattr(staged, "_first_trim", spy)
+    with torch.no_grad():
+        full = model(burst, nmap).image
+        exact = tiled_forward(model, burst, nmap, tile=64)
+        reach = staged.first_block_reach(model)
+        assert reach == 3  # two 3x3 convolutions and the upsampling's neighbour
+        monkeypatch.setattr(staged, "first_block_reach", lambda m: reach - 1)
+        wrong = tiled_forward(model, burst, nmap, tile=64)
+    assert any(any(t) for t in trims) and all(v % 2 == 0 for t in trims for v in t)
+    assert (exact - full).abs().max() < 1e-5
+    assert (wrong - full).abs().max() > 1e-5
