@@ -131,17 +131,7 @@ class DecoderBlock(nn.Module):
         """Upsampling, skip and convolutions: everything before the attention (whose channel
         statistics need the whole feature map; staged tiled inference stops here)."""
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        traced = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        if torch.is_grad_enabled() or traced:
-            return self.convs(torch.cat([x, skip], dim=1))
-        # inference: the first convolution of the concatenation as the sum of its two halves,
-        # conv(x, W_x) + conv(skip, W_skip), without the copy that concatenates them (the
-        # decoder stages of a 12 MP burst 12-15 % faster on AMD Zen 3, float32;
-        # docs/speed/profile.md); training and exported graphs keep the concatenation
-        first, cx = self.convs[0], x.shape[1]
-        y = F.conv2d(x, first.weight[:, :cx], first.bias, padding=first.padding)
-        y = y.add_(F.conv2d(skip, first.weight[:, cx:], None, padding=first.padding))
-        return self.convs[1:](y)
+        return self.convs(torch.cat([x, skip], dim=1))
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """Channel then spatial attention (eq. 5, then eq. 6)."""

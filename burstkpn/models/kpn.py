@@ -225,14 +225,13 @@ class KernelPredictionNet(nn.Module):
         index = torch.tensor(places, device=like.device)
         return F.one_hot(index, kmax * kmax).to(like.dtype)
 
-    def _predict_kernels(self, feat: torch.Tensor, plain: bool = False) -> torch.Tensor:
+    def _predict_kernels(self, feat: torch.Tensor) -> torch.Tensor:
         """Kernels K of eq. (2), ``(B*C, N * Kmax^2, Hp, Wp)`` (the colour variant:
         ``(B, 3 * N * Kmax^2, Hp, Wp)``, plane-major). For several kernel sizes (MKPN)
         the sizes are summed into one ``Kmax x Kmax`` kernel. The head is linear, so summing
         the head's filters first (``weight @ M``) gives the same kernels as predicting every
         size and fusing them, with autograd reaching the same per-size filters, at the cost of
-        ``Kmax^2`` output channels per frame instead of ``sum(s^2)`` (81 vs 165). ``plain``:
-        the convolution reads and writes the plain (not channels_last) layout."""
+        ``Kmax^2`` output channels per frame instead of ``sum(s^2)`` (81 vs 165)."""
         n, t = self.planes * self.num_frames, self.taps  # n: kernels per batch item
         weight, bias = self.kr_head.weight[: n * t], self.kr_head.bias[: n * t]
         if len(self.kernel_sizes) > 1:
@@ -241,8 +240,6 @@ class KernelPredictionNet(nn.Module):
             weight = weight.reshape(-1, *self.kr_head.weight.shape[1:])
             bias = (bias.reshape(n, t) @ m).reshape(-1)
             weight = like_weight(weight, self.kr_head.weight)
-        if plain:
-            return F.conv2d(feat.contiguous(), weight.contiguous(), bias, padding=1)
         return F.conv2d(feat, weight, bias, padding=1)
 
     def forward(
@@ -310,12 +307,7 @@ class KernelPredictionNet(nn.Module):
         # tap-by-tap application would then stream the whole kernel tensor once per tap. One
         # copy converts and reorders, a few rows at a time (``plain_float32``: the reorder of
         # a whole tile's 208 channels per pixel misses the cache)
-        traced = torch.jit.is_tracing() or torch.compiler.is_compiling()
-        # float32 inference: the convolution writes the plain layout itself, 25 % faster
-        # than reordering a channels_last output (a 128 px head tile, AMD Zen 3); bfloat16
-        # keeps the reorder, unmeasured there
-        plain = feat.dtype == torch.float32 and not (torch.is_grad_enabled() or traced)
-        kernels = plain_float32(self._predict_kernels(feat, plain))
+        kernels = plain_float32(self._predict_kernels(feat))
         kernels = kernels.reshape(bc, n, -1, hp, wp)
         if self.unit_kernels:  # every frame's kernel sums to one
             kernels = project_kernel_sum(kernels, (2,), 1.0)

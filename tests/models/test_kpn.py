@@ -246,31 +246,3 @@ def test_plain_float32_equals_a_whole_reorder():
     y = torch.randn(2, 3, 5, 5, requires_grad=True)
     assert plain_float32(y) is y
 
-
-@pytest.mark.parametrize("name,kw", [("ame_kpn", {}), ("mkpn", {}), ("ame_kpn", {"color": True})])
-def test_inference_paths_equal_the_training_graph(name, kw):
-    """Without autograd the decoder convolves its concatenation as two halves and the kernel
-    head writes the plain layout (faster on CPU); outputs, kernels, weights and residuals equal
-    the graph that trains, in channels_last as in the plain layout."""
-    from burstkpn.models.blocks import DecoderBlock
-
-    torch.manual_seed(0)
-    model = create_model(name, "tiny", num_frames=3, **kw).eval()
-    for p in model.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    c = 3 if kw else 1
-    burst = torch.rand(1, 3, c, 40, 24, generator=gen(2))
-    nmap = torch.full((1, c, 40, 24), 0.05)
-    for fmt in (torch.contiguous_format, torch.channels_last):
-        model = model.to(memory_format=fmt)
-        train = model(burst, nmap, return_aux=True)
-        with torch.no_grad():
-            infer = model(burst, nmap, return_aux=True)
-        torch.testing.assert_close(infer.image, train.image.detach(), atol=1e-5, rtol=1e-5)
-        for key, value in train.aux.items():
-            torch.testing.assert_close(infer.aux[key], value.detach(), atol=1e-5, rtol=1e-5)
-    block = DecoderBlock(6, 4, 5, num_convs=1)
-    x, skip = torch.randn(1, 6, 5, 7), torch.randn(1, 4, 10, 14)
-    with torch.no_grad():
-        halves = block(x, skip)
-    torch.testing.assert_close(halves, block(x, skip).detach(), atol=1e-6, rtol=1e-6)
