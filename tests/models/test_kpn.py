@@ -245,4 +245,3 @@ def test_plain_float32_equals_a_whole_reorder():
     assert torch.equal(got, x.float())
     y = torch.randn(2, 3, 5, 5, requires_grad=True)
     assert plain_float32(y) is y
-
