@@ -336,7 +336,10 @@ def _staged_plane(
     and later stages need only their own small reach. Every layer runs about once per pixel
     instead of once per attention pass; memory is that of the buffers (the finest level: the
     first encoder width at full resolution, twice) plus one tile. ``pool`` (shared by the
-    planes of one image) keeps buffers from plane to plane within that peak."""
+    planes of one image) hands out the buffers: :func:`planned_pool`'s views of one arena
+    planned for the whole image, or a :class:`_BufferPool` that keeps buffers from plane to
+    plane within that peak. Stage 0 computes the first decoder block on the tile's core and
+    its reach only (:func:`_first_trim`)."""
     pool = _BufferPool() if pool is None else pool
     pool.begin()
     b, n, c, h, w = burst.shape

@@ -70,13 +70,13 @@ def test_arena_pool_hands_out_planned_views_and_falls_back():
     assert other.dtype == torch.bfloat16 and pool.fallbacks == 1
 
 
-@pytest.mark.parametrize("c", [1, 3])
-def test_tiled_forward_with_the_arena_equals_buffers_of_their_own(monkeypatch, c):
+@pytest.mark.parametrize("c,kw", [(1, {}), (3, {}), (3, {"color": True})])
+def test_tiled_forward_with_the_arena_equals_buffers_of_their_own(monkeypatch, c, kw):
     """The arena changes where the buffers live, never a value: the staged path gives the
     same image bit for bit, every request matches the plan, and the arena is no larger than
     the most bytes the buffers hold at once."""
     torch.manual_seed(0)
-    model = create_model("ame_kpn", size="tiny", num_frames=3).eval()
+    model = create_model("ame_kpn", size="tiny", num_frames=3, **kw).eval()
     burst = torch.rand(1, 3, c, 100, 84, generator=gen(3))
     nmap = torch.full((1, c, 100, 84), 0.05)
     pools = []
