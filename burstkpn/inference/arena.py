@@ -37,12 +37,13 @@ class Request:
     end: int  # event index of the give (the end of the plane when never given)
 
 
-def _format(channels_last: bool) -> torch.memory_format:
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
 def _nbytes(shape, dtype: torch.dtype) -> int:
-    return math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    return math.prod(shape) * dtype.itemsize
+
+
+def _channels_last(shape, fmt: torch.memory_format) -> bool:
+    """Whether a buffer of ``shape`` in ``fmt`` is laid out channels-last (one channel: no)."""
+    return fmt == torch.channels_last and shape[1] > 1
 
 
 def plan_offsets(
@@ -105,7 +106,7 @@ class RecordingPool:
         scale = self.size[0] // shape[-2]
         if (shape[-2] * scale, shape[-1] * scale) != tuple(self.size):
             raise ValueError(f"buffer {tuple(shape)} is not a downscale of {self.size}")
-        channels_last = fmt == torch.channels_last and shape[1] > 1
+        channels_last = _channels_last(shape, fmt)
         self._open[id(buf)] = len(self.requests)
         self.requests.append(
             dict(
@@ -155,7 +156,7 @@ class ArenaPool:
 
     def take(self, shape, dtype, device, fmt) -> torch.Tensor:
         i, self.index = self.index, self.index + 1
-        channels_last = fmt == torch.channels_last and shape[1] > 1
+        channels_last = _channels_last(shape, fmt)
         if (
             i >= len(self.requests)
             or tuple(shape) != self.shapes[i]
