@@ -81,6 +81,11 @@ def check_exportable(model: nn.Module) -> KernelPredictionNet:
             f"ONNX export covers the kernel-prediction burst models (kpn, mkpn, ame_kpn), "
             f"not '{name}'"
         )
+    if model.shared_coarse:
+        raise InputError(
+            "ONNX export does not cover shared_coarse models yet (their planes share the "
+            "U-Net's coarse levels); run them with the torch backend"
+        )
     return model
 
 

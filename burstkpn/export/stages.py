@@ -49,6 +49,7 @@ def has_stages(model: nn.Module) -> bool:
     return (
         isinstance(model, KernelPredictionNet)
         and not model.color
+        and not model.shared_coarse
         and bool(attention_modules(model))
     )
 

@@ -286,9 +286,11 @@ class TorchStages:
 
 def _stages_of(model):
     """The stages a model runs in :func:`_staged_plane`: its own (``stages``), or those of a
-    torch kernel-prediction network; ``None`` for other models."""
+    torch kernel-prediction network; ``None`` for other models, and for ``shared_coarse``
+    ones, whose planes share the coarse levels (the hooked passes of ``_tiled_plane`` run
+    them)."""
     stages = getattr(model, "stages", None)
-    if stages is None and isinstance(model, KernelPredictionNet):
+    if stages is None and isinstance(model, KernelPredictionNet) and not model.shared_coarse:
         stages = TorchStages(model)
     return stages
 

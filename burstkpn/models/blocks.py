@@ -187,6 +187,24 @@ class UNet(nn.Module):
         return x
 
 
+def shared_coarse_features(unet: UNet, x: torch.Tensor, batch: int) -> torch.Tensor:
+    """The U-Net's output when the colour planes share its coarse levels (``shared_coarse``,
+    our addition, issue 25): ``x`` holds ``batch`` bursts of C planes each as ``batch * C``
+    items, plane-minor (the layout of the KPN family's ``network_input``). Every plane gets
+    the first encoder level and the last decoder block (full resolution) on its own; the
+    levels between run once per burst, on the mean over its planes of the first level's
+    features, and their output goes to every plane's last decoder block. With one plane, or
+    C equal planes, it is ``unet(x)``."""
+    fine = unet.encoder[0](x)  # (B*C, f0, H, W)
+    pooled = fine.unflatten(0, (batch, -1)).mean(1)  # (B, f0, H, W): symmetric in the planes
+    skips = encode(unet.encoder[1:], F.avg_pool2d(pooled, 2))
+    y = skips.pop()
+    for block in unet.decoder[:-1]:
+        y = block(y, skips.pop())
+    y = y.repeat_interleave(fine.shape[0] // batch, dim=0)
+    return unet.decoder[-1](y, fine)
+
+
 def _add_skip(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
     """Pixel-wise summation with a skip ([DeformKernels] Fig. 4(b)). Where Table 1's widths
     differ (128 decoder channels against 64 encoder ones at full resolution) the skip is added

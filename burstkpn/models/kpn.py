@@ -17,6 +17,13 @@ planes of every frame at once (eq. 1 input of ``3 N`` frames plus a 3-channel no
 the heads predict kernels, residuals and weights per frame *and* channel, so one network pass
 serves all three planes instead of three. The kernel application and eq. (4) are the same, per
 channel.
+
+``shared_coarse=True`` is a second colour model of ours (issue 25; not in the papers) that keeps
+the per-plane model's weights and its blindness to which plane is which: every plane runs the
+U-Net's first level, its last decoder block and the heads on its own (a batch item, as in the
+paper), but the coarser levels run once, on the mean of the planes' first-level features
+(:func:`~burstkpn.models.blocks.shared_coarse_features`). On a grey burst it is the per-plane
+model exactly.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from burstkpn.errors import InputError
-from burstkpn.models.blocks import UNet, conv_block, init_centre_taps
+from burstkpn.models.blocks import UNet, conv_block, init_centre_taps, shared_coarse_features
 from burstkpn.models.common import (
     DenoiseOutput,
     build,
@@ -86,7 +93,7 @@ def config_traits(args: dict) -> ModelTraits:
         args["num_frames"],
         args["blind"],
         multiple,
-        color=bool(args.get("color", False)),
+        color=bool(args.get("color", False)) or bool(args.get("shared_coarse", False)),
         prealign=bool(args.get("prealign", False)),
     )
 
@@ -121,6 +128,9 @@ class KernelPredictionNet(nn.Module):
         color: the colour variant (module docstring): one network pass for R, G and B, kernels
             per frame and channel. Without it (the papers' way) the planes are separate batch
             items, so tiled inference may run them one at a time.
+        shared_coarse: the planes of a colour burst share the U-Net's coarser levels (module
+            docstring): about two thirds of the per-plane cost for RGB, the per-plane model's
+            weights, and its output on grey. Excludes ``color``.
         prealign: the network reads bursts aligned to the reference by whole pixels (the
             runner moves every frame by the rounded global shift it measures) and is trained
             on bursts whose frames are off by at most half a pixel, plus the paper's large
@@ -148,6 +158,7 @@ class KernelPredictionNet(nn.Module):
         burst_unit_kernels: bool = False,
         color: bool = False,
         prealign: bool = False,
+        shared_coarse: bool = False,
     ) -> None:
         super().__init__()
         if num_frames < 1:
@@ -158,6 +169,8 @@ class KernelPredictionNet(nn.Module):
             raise InputError("the direct variant predicts pixels: it has no residual branch")
         if unit_kernels and burst_unit_kernels:
             raise InputError("unit_kernels and burst_unit_kernels exclude each other")
+        if color and shared_coarse:
+            raise InputError("color and shared_coarse are two colour models: choose one")
         self.num_frames = num_frames
         self.kernel_sizes = tuple(int(k) for k in kernel_sizes)
         self.taps = sum(k * k for k in self.kernel_sizes)
@@ -168,7 +181,8 @@ class KernelPredictionNet(nn.Module):
         self.burst_unit_kernels = bool(burst_unit_kernels)
         self.color = bool(color)
         self.prealign = bool(prealign)
-        self.independent_channels = not self.color
+        self.shared_coarse = bool(shared_coarse)
+        self.independent_channels = not (self.color or self.shared_coarse)
         k = self.planes
         in_ch = k * num_frames + (0 if blind else k)
         self.backbone = UNet(in_ch, widths, num_convs, channel_attention, spatial_attention)
@@ -196,9 +210,15 @@ class KernelPredictionNet(nn.Module):
             self.num_frames,
             self.blind,
             self.backbone.multiple,
-            color=self.color,
+            color=self.color or self.shared_coarse,
             prealign=self.prealign,
         )
+
+    def features(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """The U-Net's output on the network input ``x`` of ``batch`` bursts (eq. 1's M_e)."""
+        if self.shared_coarse:
+            return shared_coarse_features(self.backbone, x, batch)
+        return self.backbone(x)
 
     def _init_heads(self) -> None:
         """Start near the plain burst mean: small head weights and a bias of 1 on the centre
@@ -255,7 +275,7 @@ class KernelPredictionNet(nn.Module):
         ``(B, N, C, H, W)``."""
         x = self.network_input(burst, noise_map)  # checks the shapes
         b, c, h, w = burst.shape[0], *burst.shape[2:]
-        return self.predict(x, self.backbone(x), (b, c, h, w), return_aux=return_aux)
+        return self.predict(x, self.features(x, b), (b, c, h, w), return_aux=return_aux)
 
     def network_input(
         self, burst: torch.Tensor, noise_map: torch.Tensor | None = None
@@ -371,6 +391,7 @@ def kpn(
     burst_unit_kernels: bool = False,
     color: bool = False,
     prealign: bool = False,
+    shared_coarse: bool = False,
 ) -> KernelPredictionNet:
     """KPN (Mildenhall et al.): one K x K kernel per frame and pixel. ``num_frames=1`` gives
     the 1-frame variant, ``blind=True`` the sigma-blind one, ``direct=True`` the direct one,
@@ -388,6 +409,7 @@ def mkpn(
     burst_unit_kernels: bool = False,
     color: bool = False,
     prealign: bool = False,
+    shared_coarse: bool = False,
 ) -> KernelPredictionNet:
     """MKPN (Marinč et al.): kernels of sizes 1, 3, 5, 7 and 9 per frame and pixel."""
     args = {**locals(), "kernel_sizes": [int(k) for k in kernel_sizes]}
@@ -407,9 +429,11 @@ def ame_kpn(
     burst_unit_kernels: bool = False,
     color: bool = False,
     prealign: bool = False,
+    shared_coarse: bool = False,
 ) -> KernelPredictionNet:
     """AME-KPN ([AME-KPN]). The three switches give Models 1-6 of Table 2; all on is the
-    full AME-KPN (Model 6), all off is KPN (Model 1). ``color=True``: our colour variant."""
+    full AME-KPN (Model 6), all off is KPN (Model 1). ``color=True``: our colour variant;
+    ``shared_coarse=True``: our colour model with shared coarse levels (module docstring)."""
     return _build("ame_kpn", dict(locals()))
 
 

@@ -133,8 +133,9 @@ def _with_defaults(name: str, kwargs: dict) -> dict:
 
 # constructor kwargs that change what a model is fed, or how its kernels are projected, not
 # its weights: --init may change them (a model fine-tuned on globally aligned bursts starts from
-# one trained on the paper's; one with unit-sum kernels from one without)
-INPUT_KWARGS = ("prealign", "unit_kernels", "burst_unit_kernels")
+# one trained on the paper's; one with unit-sum kernels from one without; one whose colour planes
+# share the coarse levels from the per-plane model)
+INPUT_KWARGS = ("prealign", "unit_kernels", "burst_unit_kernels", "shared_coarse")
 
 
 def _weight_kwargs(name: str, kwargs: dict) -> dict:
