@@ -26,11 +26,14 @@ DEFAULT_MODELS = ("kpn", "kpn21", "mkpn", "ame_kpn")
 
 def model_spec(spec: str) -> tuple[str, dict]:
     """``kpn21`` is shorthand for KPN with 21x21 kernels, ``ame_kpn_color`` for the colour
-    variant of AME-KPN; other names are factory names."""
+    variant of AME-KPN, ``ame_kpn_shared`` for AME-KPN whose colour planes share the coarse
+    levels (``shared_coarse``); other names are factory names."""
     if spec == "kpn21":
         return "kpn", {"kernel_size": 21}
     if spec == "ame_kpn_color":
         return "ame_kpn", {"color": True}
+    if spec == "ame_kpn_shared":
+        return "ame_kpn", {"shared_coarse": True}
     return spec, {}
 
 

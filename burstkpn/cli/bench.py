@@ -167,7 +167,8 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     for m in models:
         if model_spec(m)[0] not in list_models():
             raise InputError(
-                f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21, ame_kpn_color)"
+                f"unknown model '{m}' (available: {', '.join(list_models())}, kpn21, "
+                "ame_kpn_color, ame_kpn_shared)"
             )
     if args.precision not in PRECISION_CHOICES:
         raise InputError(

@@ -248,6 +248,11 @@ class TorchStages:
     def margins(self) -> list[int]:
         return staged_margins(self.model)
 
+    def repeats(self, channels: int) -> list[int]:
+        """How often each stage's tiles run for an input of ``channels`` planes (one call of
+        :func:`_staged_plane` runs every stage once)."""
+        return [1] * (self.blocks + 1)
+
     def network_input(self, burst: torch.Tensor, noise_map: torch.Tensor | None) -> torch.Tensor:
         return self.model.network_input(burst, noise_map)
 
@@ -286,12 +291,18 @@ class TorchStages:
 
 def _stages_of(model):
     """The stages a model runs in :func:`_staged_plane`: its own (``stages``), or those of a
-    torch kernel-prediction network; ``None`` for other models, and for ``shared_coarse``
-    ones, whose planes share the coarse levels (the hooked passes of ``_tiled_plane`` run
-    them)."""
+    torch kernel-prediction network (:class:`~burstkpn.inference.staged_shared.
+    SharedCoarseStages` for ``shared_coarse`` ones); ``None`` for other models, and for a
+    ``shared_coarse`` U-Net of one decoder block (the hooked passes of ``_tiled_plane`` run
+    it)."""
     stages = getattr(model, "stages", None)
-    if stages is None and isinstance(model, KernelPredictionNet) and not model.shared_coarse:
-        stages = TorchStages(model)
+    if stages is None and isinstance(model, KernelPredictionNet):
+        if not model.shared_coarse:
+            return TorchStages(model)
+        if len(model.backbone.decoder) >= 2:
+            from burstkpn.inference.staged_shared import SharedCoarseStages
+
+            return SharedCoarseStages(model)
     return stages
 
 
@@ -343,6 +354,9 @@ def _staged_plane(
     plane within that peak. Stage 0 computes the first decoder block on the tile's core and
     its reach only (:func:`_first_trim`)."""
     pool = _BufferPool() if pool is None else pool
+    run = getattr(stages, "run_plane", None)  # stages with their own order (staged_shared)
+    if run is not None:
+        return run(burst, noise_map, tile, margins, bar, pool)
     pool.begin()
     b, n, c, h, w = burst.shape
     levels, blocks = stages.levels, stages.blocks

@@ -114,7 +114,10 @@ def tiled_forward(
     if passes and staged and stages is not None:
         margins = stages.margins()
         grids = _stage_tiles(stages.multiple, tile, margins)
-        total = len(planes) * sum(len(_grid(hp, wp, t, r)) for t, r in grids)
+        repeats = getattr(stages, "repeats", lambda _c: [1] * len(grids))(planes[0][0].shape[2])
+        total = len(planes) * sum(
+            k * len(_grid(hp, wp, t, r)) for k, (t, r) in zip(repeats, grids, strict=True)
+        )
         with tqdm(
             total=total, desc="denoise", unit="tile", disable=not progress, leave=False
         ) as bar:
