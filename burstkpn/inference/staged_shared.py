@@ -32,7 +32,7 @@ from burstkpn.inference.staged import (
     first_block_reach,
     staged_margins,
 )
-from burstkpn.models.blocks import encode
+from burstkpn.models.blocks import encode, plane_mean
 from burstkpn.profiling import stage
 
 
@@ -103,7 +103,7 @@ def _staged_shared(stages: SharedCoarseStages, burst, noise_map, tile, margins, 
         trim, ys_d, xs_d = _first_trim(ys, xs, 2 ** (levels - 2), keep)
         with stage("encoder per tile"):
             fine = unet.encoder[0](x[..., ys[0] : ys[1], xs[0] : xs[1]])
-            mean = fine.unflatten(0, (b, c)).mean(1)
+            mean = plane_mean(fine, b)
             del fine
             skips = [None, *encode(unet.encoder[1:], F.avg_pool2d(mean, 2))]
             deep, skip = skips[-1], skips[-2]
