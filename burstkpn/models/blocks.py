@@ -190,8 +190,8 @@ class UNet(nn.Module):
 def plane_mean(t: torch.Tensor, batch: int) -> torch.Tensor:
     """The mean over the planes of ``t`` (``batch * C`` items, plane-minor), ``(batch, ...)``,
     symmetric in the planes, in ``t``'s memory format: a sum of the planes' slices (``.mean``
-    over the plane axis of a channels-last map takes torch's slow strided reduction on CPU,
-    0.5 s for one 624 px tile of ame_kpn, and returns a contiguous map)."""
+    over the plane axis of a channels-last map takes torch's slow strided reduction on CPU
+    and returns a contiguous map; docs/speed/profile.md, "Shared coarse levels")."""
     planes = t.unflatten(0, (batch, -1))
     n = planes.shape[1]
     if n == 1:

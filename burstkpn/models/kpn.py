@@ -129,7 +129,7 @@ class KernelPredictionNet(nn.Module):
             per frame and channel. Without it (the papers' way) the planes are separate batch
             items, so tiled inference may run them one at a time.
         shared_coarse: the planes of a colour burst share the U-Net's coarser levels (module
-            docstring): about two thirds of the per-plane cost for RGB, the per-plane model's
+            docstring): two thirds of the per-plane multiply-adds for RGB, the per-plane model's
             weights, and its output on grey. Excludes ``color``.
         prealign: the network reads bursts aligned to the reference by whole pixels (the
             runner moves every frame by the rounded global shift it measures) and is trained
