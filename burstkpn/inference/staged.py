@@ -262,8 +262,12 @@ class TorchStages:
         """The skips the later blocks read (finest first) and the first block's output, less
         ``trim`` (top, bottom, left, right; even) of its rows and columns, which the first
         block does not compute (:func:`_first_trim`)."""
-        unet = self.model.backbone
-        skips = unet.encode(x)
+        skips = self.model.backbone.encode(x)
+        return skips[: self.levels - 2], self.first_block(skips, trim)
+
+    def first_block(self, skips: list, trim: tuple[int, int, int, int]) -> torch.Tensor:
+        """The first decoder block's convolutions on the encoder's two deepest outputs
+        (``skips[-1]``, ``skips[-2]``), less ``trim`` (:meth:`first`)."""
         deep, skip = skips[-1], skips[-2]
         if any(trim):
             top, bottom, left, right = trim
@@ -273,8 +277,7 @@ class TorchStages:
                 top // 2 : deep.shape[-2] - bottom // 2,
                 left // 2 : deep.shape[-1] - right // 2,
             ]
-        d = unet.decoder[0].convolve(deep, skip)
-        return skips[: self.levels - 2], d
+        return self.model.backbone.decoder[0].convolve(deep, skip)
 
     def middle(self, k: int, prev: torch.Tensor, skip: torch.Tensor, stats) -> torch.Tensor:
         blocks = self.model.backbone.decoder
@@ -327,6 +330,37 @@ def planned_pool(stages, burst, noise_map, margins: list[int], hp: int, wp: int)
     return ArenaPool(record.plan(), hp, wp, burst.device)
 
 
+class _StageBuffers:
+    """The full-size buffers of :func:`_staged_plane` (from ``pool``) by key, with eq. (5)'s
+    pooling of every decoder block's output gathered as its cores are stored, while the tile
+    is in cache (the cores cover the buffer once: their sums and maxima are the whole map's)."""
+
+    def __init__(self, hp: int, wp: int, pool) -> None:
+        self.hp, self.wp, self.pool = hp, wp, pool
+        self.buffers: dict = {}
+        self.pooled: dict = {}  # ("dec", k): [sum, max] of its output over the cores so far
+
+    def put(self, key, part: torch.Tensor, ys, xs, scale: int) -> None:
+        if key not in self.buffers:
+            self.buffers[key] = _empty_like_level(part, self.hp, self.wp, scale, self.pool)
+        core = _store(self.buffers[key], part, ys, xs, scale)
+        if key[0] == "dec":
+            total, peak = _window_stats(core)
+            if key in self.pooled:
+                old_total, old_peak = self.pooled[key]
+                total, peak = total + old_total, torch.maximum(peak, old_peak)
+            self.pooled[key] = (total, peak)
+
+    def pop(self, key) -> torch.Tensor:
+        return self.buffers.pop(key)
+
+    def pop_with_stats(self, key) -> tuple[torch.Tensor, tuple]:
+        """A decoder block's output and its whole-map (mean, max) over height and width."""
+        buf = self.buffers.pop(key)
+        total, peak = self.pooled.pop(key)
+        return buf, (total / (buf.shape[-2] * buf.shape[-1]), peak)
+
+
 def _staged_plane(
     stages, burst, noise_map, tile: int, margins: list[int], bar, pool: _BufferPool | None = None
 ) -> torch.Tensor:
@@ -364,19 +398,7 @@ def _staged_plane(
         x = stages.network_input(burst, noise_map)  # (B, N [+1], Hp, Wp)
     hp, wp = x.shape[-2:]
     sizes = [t for t, _ in _stage_tiles(stages.multiple, tile, margins)]  # core size per stage
-    buffers: dict = {}
-    pooled: dict = {}  # decoder block k: [sum, max] of its output over the cores stored so far
-
-    def put(key, part, ys, xs, scale):
-        if key not in buffers:
-            buffers[key] = _empty_like_level(part, hp, wp, scale, pool)
-        core = _store(buffers[key], part, ys, xs, scale)
-        if key[0] == "dec":  # eq. (5)'s pooling, gathered while the tile is in cache: the
-            # cores cover the buffer once, so their sums and maxima are the whole map's
-            total, peak = _window_stats(core)
-            if key in pooled:
-                total, peak = total + pooled[key][0], torch.maximum(peak, pooled[key][1])
-            pooled[key] = (total, peak)
+    buffers = _StageBuffers(hp, wp, pool)
 
     # stage 0: encoder + first decoder convolutions
     keep = first_block_reach(stages.model)
@@ -386,14 +408,12 @@ def _staged_plane(
             skips, d = stages.first(x[..., ys[0] : ys[1], xs[0] : xs[1]], trim)
         with stage("storing cores"):
             for lv, skip in enumerate(skips):  # the skips of the later blocks
-                put(("skip", lv), skip, ys, xs, 2**lv)
-            put(("dec", 0), d, ys_d, xs_d, 2 ** (levels - 2))
+                buffers.put(("skip", lv), skip, ys, xs, 2**lv)
+            buffers.put(("dec", 0), d, ys_d, xs_d, 2 ** (levels - 2))
             del skips, d
         bar.update(1)
     for k in range(1, blocks + 1):
-        prev = buffers.pop(("dec", k - 1))
-        total, peak = pooled.pop(("dec", k - 1))
-        stats = (total / (prev.shape[-2] * prev.shape[-1]), peak)
+        prev, stats = buffers.pop_with_stats(("dec", k - 1))
         coarse = 2 ** (levels - 1 - k)  # the scale of block k-1's output
         if k < blocks:
             lv = levels - 2 - k
@@ -404,7 +424,7 @@ def _staged_plane(
                         k, _window_of(prev, ys, xs, coarse), _window_of(skip, ys, xs, 2**lv), stats
                     )
                 with stage("storing cores"):
-                    put(("dec", k), d, ys, xs, 2**lv)
+                    buffers.put(("dec", k), d, ys, xs, 2**lv)
                     del d
                 bar.update(1)
             # freed, not kept: the heads' temporaries come on top of what is kept while

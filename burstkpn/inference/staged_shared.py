@@ -21,14 +21,12 @@ import torch.nn.functional as F
 from burstkpn.inference.staged import (
     TorchStages,
     _BufferPool,
-    _empty_like_level,
     _first_trim,
     _given_stats,
     _grid,
     _stage_tiles,
-    _store,
+    _StageBuffers,
     _window_of,
-    _window_stats,
     first_block_reach,
     staged_margins,
 )
@@ -79,22 +77,7 @@ def _staged_shared(stages: SharedCoarseStages, burst, noise_map, tile, margins, 
         x = stages.network_input(burst, noise_map)  # (B*C, N [+1], Hp, Wp), plane-minor
     hp, wp = x.shape[-2:]
     sizes = [t for t, _ in _stage_tiles(stages.multiple, tile, margins)]
-    buffers: dict = {}
-    pooled: dict = {}
-
-    def put(key, part, ys, xs, scale):
-        if key not in buffers:
-            buffers[key] = _empty_like_level(part, hp, wp, scale, pool)
-        core = _store(buffers[key], part, ys, xs, scale)
-        if key[0] == "dec":  # eq. (5)'s pooling over the cores, as in _staged_plane
-            total, peak = _window_stats(core)
-            if key in pooled:
-                total, peak = total + pooled[key][0], torch.maximum(peak, pooled[key][1])
-            pooled[key] = (total, peak)
-
-    def take_stats(key, buf):
-        total, peak = pooled.pop(key)
-        return total / (buf.shape[-2] * buf.shape[-1]), peak
+    buffers = _StageBuffers(hp, wp, pool)
 
     # stage 0: every plane's first level, pooled over the planes; the coarse encoder and the
     # first decoder block's convolutions once per burst (shared_coarse_features)
@@ -106,25 +89,16 @@ def _staged_shared(stages: SharedCoarseStages, burst, noise_map, tile, margins, 
             mean = plane_mean(fine, b)
             del fine
             skips = [None, *encode(unet.encoder[1:], F.avg_pool2d(mean, 2))]
-            deep, skip = skips[-1], skips[-2]
-            top, bottom, left, right = trim
-            skip = skip[..., top : skip.shape[-2] - bottom, left : skip.shape[-1] - right]
-            deep = deep[
-                ...,
-                top // 2 : deep.shape[-2] - bottom // 2,
-                left // 2 : deep.shape[-1] - right // 2,
-            ]
-            d = unet.decoder[0].convolve(deep, skip)
+            d = stages.first_block(skips, trim)
         with stage("storing cores"):
             for lv in range(1, levels - 2):  # the coarse skips of the later blocks
-                put(("skip", lv), skips[lv], ys, xs, 2**lv)
-            put(("dec", 0), d, ys_d, xs_d, 2 ** (levels - 2))
-            del skips, deep, skip, d
+                buffers.put(("skip", lv), skips[lv], ys, xs, 2**lv)
+            buffers.put(("dec", 0), d, ys_d, xs_d, 2 ** (levels - 2))
+            del skips, d
         bar.update(1)
     # the coarse decoder blocks, once per burst
     for k in range(1, blocks - 1):
-        prev = buffers.pop(("dec", k - 1))
-        stats = take_stats(("dec", k - 1), prev)
+        prev, stats = buffers.pop_with_stats(("dec", k - 1))
         lv = levels - 2 - k
         skip = buffers.pop(("skip", lv))
         for ys, xs in _grid(hp, wp, sizes[k], margins[k]):
@@ -136,7 +110,7 @@ def _staged_shared(stages: SharedCoarseStages, burst, noise_map, tile, margins, 
                     stats,
                 )
             with stage("storing cores"):
-                put(("dec", k), d, ys, xs, 2**lv)
+                buffers.put(("dec", k), d, ys, xs, 2**lv)
                 del d
             bar.update(1)
         pool.give(skip, keep=False)
@@ -144,8 +118,7 @@ def _staged_shared(stages: SharedCoarseStages, burst, noise_map, tile, margins, 
         del skip, prev
     # per plane: its first level again, the last decoder block and the heads
     k = blocks - 1
-    mid = buffers.pop(("dec", k - 1))
-    mid_stats = take_stats(("dec", k - 1), mid)
+    mid, mid_stats = buffers.pop_with_stats(("dec", k - 1))
     out = x.new_zeros((b, c, hp, wp), dtype=torch.float32)
     last = unet.decoder[k]
     for p in range(c):
@@ -157,11 +130,10 @@ def _staged_shared(stages: SharedCoarseStages, burst, noise_map, tile, margins, 
                     a = unet.decoder[k - 1].attend(_window_of(mid, ys, xs, 2))
                 d = last.convolve(a, fine)
             with stage("storing cores"):
-                put(("dec", k), d, ys, xs, 1)
+                buffers.put(("dec", k), d, ys, xs, 1)
                 del fine, a, d
             bar.update(1)
-        prev = buffers.pop(("dec", k))
-        stats = take_stats(("dec", k), prev)
+        prev, stats = buffers.pop_with_stats(("dec", k))
         for ys, xs in _grid(hp, wp, sizes[-1], margins[-1]):
             with stage("heads per tile"):
                 xw = xp[..., ys[0] : ys[1], xs[0] : xs[1]]
