@@ -122,7 +122,12 @@ def add_parser(sub) -> None:
         help="what --data holds for denoise / deblur (auto: detected)",
     )
     p.add_argument("--blur-size", type=int, help="deblur from photos: kernel size (odd, 15)")
-    p.add_argument("--stop-after", type=int, help="stop this process after N steps")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop this process after N more steps, counted from the step it starts at (a "
+        "resume or --init at step S stops at S + N, with a checkpoint there)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
