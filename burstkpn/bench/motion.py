@@ -187,7 +187,7 @@ def write_motion_reports(sweep: dict, out: Path, command: str) -> dict[str, list
     md = (
         f"# Motion sweep\n\n`{command}`\n\nMean PSNR (dB) of the centre frame over "
         f"{sweep['windows']} windows ({sweep['patch_size']} px, {sweep['level']} noise) per "
-        "constant per-frame motion ([DeformKernels] Fig. 8 varies the frame rate "
+        "constant per-frame motion (Fig. 8 of the deformable-kernels paper varies the frame rate "
         "instead).\n\n" + "\n".join(lines) + "\n\n![motion sweep](motion.png)\n"
     )
     if skipped:

@@ -61,9 +61,9 @@ def write_video_reports(
     summary = write_results(result, out, command, windows=result["windows"])
     intro = (
         f"{result['windows']} windows of 5 frames at {len(result['levels'])} noise levels "
-        "([DeformKernels] Table 3 layout). PSNR (dB) / SSIM of the centre frame on "
-        "sRGB-gamma-corrected images, 8-pixel border ignored, averaged per window; s / MP is "
-        "wall time per megapixel of output."
+        "(the Table 3 layout of the deformable-kernels paper). PSNR (dB) / SSIM of the centre "
+        "frame on sRGB-gamma-corrected images, 8-pixel border ignored, averaged per window; "
+        "s / MP is wall time per megapixel of output."
     )
     md = markdown_report(
         "Video benchmark",
