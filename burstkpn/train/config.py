@@ -229,6 +229,12 @@ def resolve_task(cfg: TrainConfig, model: torch.nn.Module) -> TrainConfig:
         if channels not in ("random", 3):
             raise InputError(f"'{cfg.model}' with color=true trains on RGB bursts (channels: 3)")
         channels = 3
+    if task != "burst" and (layout != "photos" or not traits.independent_channels):
+        # paired folders are RGB, and a model mixing the planes (dcn_lka) learns from RGB pairs;
+        # synthetic pairs for a per-plane model (deform2d) follow `channels` as bursts do
+        if channels not in ("random", 3):
+            raise InputError(f"'{cfg.model}' on {task} pairs trains on RGB (channels: 3)")
+        channels = 3
     return dataclasses.replace(cfg, task=task, loss=loss, layout=layout, channels=channels)
 
 

@@ -155,7 +155,9 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
                 seed=cfg.seed,
                 channels=3,
             )
-        return _synthetic_pairs(cfg, cfg.data, cfg.patch_size, length, cfg.seed, augment=True)
+        return _synthetic_pairs(
+            cfg, cfg.data, cfg.patch_size, length, cfg.seed, augment=True, channels=cfg.channels
+        )
     return SyntheticBurstDataset(
         cfg.data,
         patch_size=cfg.patch_size,
@@ -178,10 +180,17 @@ def make_train_dataset(cfg: TrainConfig) -> Dataset:
 
 
 def _synthetic_pairs(
-    cfg: TrainConfig, source, patch: int, length: int, seed: int, *, augment: bool
+    cfg: TrainConfig,
+    source,
+    patch: int,
+    length: int,
+    seed: int,
+    *,
+    augment: bool,
+    channels: str | int = 3,
 ) -> Dataset:
     """Synthetic noisy / clean (denoise) or blurry / sharp (deblur) pairs from clean photos."""
-    common = {"patch_size": patch, "length": length, "seed": seed, "channels": 3}
+    common = {"patch_size": patch, "length": length, "seed": seed, "channels": channels}
     if cfg.task == "deblur":
         return SyntheticBlurPairs(
             source, **common, augment=augment, kernel_size=cfg.blur_size, noise=cfg.blur_noise
