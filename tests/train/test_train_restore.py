@@ -191,3 +191,26 @@ def test_exposure_range_is_for_burst_training_only(photo_folder):
     assert ds.color_gains == (0.3, 1.0) and ds.channel_shuffle
     with pytest.raises(InputError, match="color_gains must be"):
         _cfg(photo_folder, "burst", color_gains=[1.0, 0.3]).validate()
+
+
+def test_synthetic_pairs_follow_channels_for_per_plane_models(photo_folder):
+    """deform2d filters R, G and B independently: its synthetic pairs draw one plane each
+    (``channels: random``, as bursts and clips) or RGB when asked; dcn_lka mixes the planes and
+    always gets RGB pairs. Validation pairs stay RGB, so runs compare whatever they trained on."""
+    from burstkpn.models import create_model
+    from burstkpn.train import make_train_dataset, make_val_set, resolve_task
+
+    def resolved(**kw):
+        cfg = _cfg(photo_folder, "denoise", **kw)
+        return resolve_task(cfg, create_model(cfg.model, "tiny"))
+
+    plane = resolved(model="deform2d")
+    assert plane.channels == "random"
+    assert make_train_dataset(plane)[0]["clean"].shape[0] == 1
+    assert make_val_set(plane)[0]["clean"].shape[0] == 3
+    rgb = resolved(model="deform2d", channels=3)
+    assert make_train_dataset(rgb)[0]["clean"].shape[0] == 3
+    mixed = resolved(model="dcn_lka")
+    assert mixed.channels == 3 and make_train_dataset(mixed)[0]["clean"].shape[0] == 3
+    with pytest.raises(InputError, match="trains on RGB"):
+        resolved(model="dcn_lka", channels=1)
