@@ -187,7 +187,7 @@ def _synthetic_pairs(
     seed: int,
     *,
     augment: bool,
-    channels: str | int = 3,
+    channels: str | int,
 ) -> Dataset:
     """Synthetic noisy / clean (denoise) or blurry / sharp (deblur) pairs from clean photos."""
     common = {"patch_size": patch, "length": length, "seed": seed, "channels": channels}
@@ -212,8 +212,8 @@ def make_val_set(cfg: TrainConfig) -> list[dict]:
     ``prealign`` model gets them aligned by whole pixels, as the runner feeds it."""
     if cfg.task in ("denoise", "deblur"):
         pairs = _synthetic_pairs(
-            cfg, cfg.val_data, cfg.val_patch, cfg.val_bursts, 10_000, augment=False
-        )
+            cfg, cfg.val_data, cfg.val_patch, cfg.val_bursts, 10_000, augment=False, channels=3
+        )  # RGB whatever the training pairs, so runs compare
         return [{"level": None, **pairs[i]} for i in range(cfg.val_bursts)]
     if cfg.task == "video":
         return _video_val_set(cfg)
