@@ -162,8 +162,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         _print_restored("denoised", r)
     elif r.kind == "burst":
         aligned = f"aligned, max shift {r.max_shift:.1f} px" if r.max_shift else "no alignment"
+        used = f"{r.frames_used} of {r.frames}" if 0 < r.frames_used < r.frames else r.frames
         print(
-            f"denoised {r.frames} frames with {r.model} in {r.seconds:.1f} s "
+            f"denoised {used} frames with {r.model} in {r.seconds:.1f} s "
             f"(noise {_NOISE_SOURCE[r.noise_source]}: sigma_r={r.sigma_r:.4g}, "
             f"sigma_s={r.sigma_s:.4g}; {aligned}) -> {r.output}"
         )

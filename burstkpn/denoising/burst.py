@@ -41,7 +41,9 @@ LINEARISE_ROWS = 64  # rows per band of the sRGB decoding (temporaries stay in t
 class DenoiseResult:
     """``image``: ``(C, H, W)`` float in [0, 1], encoded like the input (sRGB unless linear);
     ``sigma_r`` / ``sigma_s``: the noise used (with ``--noise auto``, the channel-pooled level
-    measured; ``noise_source`` says how); ``shifts``: the global alignment applied."""
+    measured; ``noise_source`` says how); ``shifts``: the global alignment applied;
+    ``frames_used``: how many of the given frames the model read (the first ``N`` of a longer
+    burst, a clip model's window, the reference alone for a single-image model)."""
 
     image: torch.Tensor
     sigma_r: float
@@ -50,6 +52,7 @@ class DenoiseResult:
     bit_depth: int
     noise_source: str = "given"  # "burst" (temporal), "image" (spatial) or "given"
     noise_estimate: BurstNoiseEstimate | ImageNoiseEstimate | None = None  # when measured
+    frames_used: int = 0
 
 
 def load_frames(
@@ -147,6 +150,10 @@ def denoise_burst(
         order = video_window(reference, frames.shape[0], (traits.frames - 1) // 2)
     else:
         order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
+    if traits.kind == "single":
+        used = 1
+    else:  # a clip's window mirrors at the ends; a burst model reads its first N frames
+        used = len(set(order if clip_model else order[: traits.frames]))
     if align not in ("auto", "on", "off"):
         raise InputError(f"align must be auto, on or off, got '{align}'")
     with stage("linearising"):
@@ -214,7 +221,9 @@ def denoise_burst(
         if isinstance(measured, BurstNoiseEstimate)
         else "image"
     )
-    return DenoiseResult(image, float(sigma_r), float(sigma_s), shifts, 8, source, measured)
+    return DenoiseResult(
+        image, float(sigma_r), float(sigma_s), shifts, 8, source, measured, frames_used=used
+    )
 
 
 def _auto_noise(

@@ -42,7 +42,8 @@ class JobResult:
     the kind has: ``source``, ``width``, ``height`` of the image (``"image"``); the noise
     (``sigma_r``, ``sigma_s``; ``noise_source`` and ``max_shift`` of a burst, in px), ``bits``
     and ``fps`` (``"video"``) of the others. ``profile`` (a burst with ``profile=True``) holds
-    the stage times and ``profile_info`` what was profiled (frames, size, tile, threads)."""
+    the stage times and ``profile_info`` what was profiled (frames, size, tile, threads);
+    ``frames_used`` (a burst): how many of its ``frames`` the model read."""
 
     kind: str
     model: str
@@ -58,6 +59,7 @@ class JobResult:
     sigma_s: float = 0.0
     noise_source: str = ""
     max_shift: float = 0.0
+    frames_used: int = 0
     profile: Profile | None = None
     profile_info: dict = field(default_factory=dict)
 
@@ -189,6 +191,7 @@ def denoise_path(
         out,
         seconds,
         frames=len(files),
+        frames_used=result.frames_used,
         bits=bits,
         sigma_r=result.sigma_r,
         sigma_s=result.sigma_s,

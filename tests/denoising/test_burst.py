@@ -11,7 +11,7 @@ from burstkpn.cli import main
 from burstkpn.data.io.images import read_image, write_image
 from burstkpn.denoising import denoise_burst, load_frames
 from burstkpn.errors import InputError
-from burstkpn.models import create_model, save_model
+from burstkpn.models import create_model, load_model, save_model
 from burstkpn.ops.align import apply_shifts, estimate_shifts
 from tests.conftest import gen
 
@@ -41,6 +41,16 @@ def test_cli_round_trip_keeps_bit_depth(tmp_path, tiny_ckpt, bits, capsys):
     img = read_image(out)
     assert img.shape == (40, 52, 3) and img.dtype == (np.uint8 if bits == 8 else np.uint16)
     assert "denoised 4 frames" in capsys.readouterr().out
+
+
+def test_summary_says_how_many_frames_the_model_read(tmp_path, tiny_ckpt, capsys):
+    # the tiny ame_kpn reads 8 frames: of a 10-frame burst the first 8 (reference first)
+    folder = _frames_folder(tmp_path, n=10, size=(24, 28))
+    out = tmp_path / "out.png"
+    assert main(["denoise", str(folder), "-o", str(out), "--model", str(tiny_ckpt), "--quiet"]) == 0
+    assert "denoised 8 of 10 frames" in capsys.readouterr().out
+    frames = torch.rand(3, 3, 24, 28, generator=torch.Generator().manual_seed(0))
+    assert denoise_burst(frames, load_model(tiny_ckpt), noise="low").frames_used == 3
 
 
 def test_grayscale_odd_size_and_python_api(tmp_path, tiny_ckpt):

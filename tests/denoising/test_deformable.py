@@ -91,6 +91,7 @@ def test_denoise_frame_folder_with_deform3d(tmp_path, tiny, capsys):
     assert main([*argv, "--reference", "3", "--noise", "low"]) == 0
     img = iio.imread(out)
     assert img.shape == (24, 28, 3) and abs(float(img.mean()) - _rigid_start([1, 2, 3, 4, 5])) < 1
+    assert "denoised 5 of 7 frames" in capsys.readouterr().out  # the window around frame 3
     # every frame of the folder -> a folder of PNGs (the window around each frame)
     outdir = tmp_path / "denoised"
     argv = ["denoise", str(folder), "-o", str(outdir), "--model", str(tiny["deform3d"])]
