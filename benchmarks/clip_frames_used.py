@@ -35,6 +35,11 @@ def reference_only(item):
     return type(item)(**{**vars(item), "noisy": noisy})
 
 
+def score(out: torch.Tensor, clean: torch.Tensor) -> float:
+    """PSNR on sRGB, as ``bench video``."""
+    return float(psnr(out.float(), clean, linear=True, border=BORDER)[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="deform3d", help="comma-separated clip models")
@@ -51,29 +56,25 @@ def main(argv: list[str] | None = None) -> int:
     names = [m for m in a.models.split(",") if m]
     methods = {m: resolve_video_method(m)[0] for m in names}
     single = resolve_video_method(a.single)[0] if a.single else None
+    levels = a.levels.split(",")
     rows = []
-    for level in a.levels.split(","):
+    for level in levels:
         windows = sweep_windows(
             a.source, speeds, windows=a.windows, patch_size=a.patch, level=level, seed=a.seed
         )
         for speed, i, item in windows:
-            clean = item.clean
-
-            def score(out: torch.Tensor) -> float:
-                return float(psnr(out.float(), clean, linear=True, border=BORDER)[0])  # noqa: B023
-
             row = {"level": level, "speed": speed, "window": i}
             with torch.no_grad():
                 if single is not None:
-                    row[f"{a.single} (single)"] = score(single(item))
+                    row[f"{a.single} (single)"] = score(single(item), item.clean)
                 for name, fn in methods.items():
-                    row[f"{name} full"] = score(fn(item))
-                    row[f"{name} ref only"] = score(fn(reference_only(item)))
+                    row[f"{name} full"] = score(fn(item), item.clean)
+                    row[f"{name} ref only"] = score(fn(reference_only(item)), item.clean)
             rows.append(row)
     keys = [k for k in rows[0] if k not in ("level", "speed", "window")]
     print("| level | speed px/frame | " + " | ".join(keys) + " |")
     print("|---|--:|" + "--:|" * len(keys))
-    for level in a.levels.split(","):
+    for level in levels:
         for speed in speeds:
             sel = [r for r in rows if r["level"] == level and r["speed"] == speed]
             cells = " | ".join(f"{fmean(r[k] for r in sel):.2f}" for k in keys)

@@ -150,10 +150,8 @@ def denoise_burst(
         order = video_window(reference, frames.shape[0], (traits.frames - 1) // 2)
     else:
         order = [reference] + [i for i in range(frames.shape[0]) if i != reference]
-    if traits.kind == "single":
-        used = 1
-    else:  # a clip's window mirrors at the ends; a burst model reads its first N frames
-        used = len(set(order if clip_model else order[: traits.frames]))
+    # distinct frames the model reads: a clip's window repeats frames where it mirrors
+    used = runner.frames_read(len(set(order)))
     if align not in ("auto", "on", "off"):
         raise InputError(f"align must be auto, on or off, got '{align}'")
     with stage("linearising"):

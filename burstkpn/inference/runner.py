@@ -34,14 +34,19 @@ from burstkpn.runtime import autocast, prepare_model, resolve_precision
 DEFAULT_TILE = 512  # px: the core size of one tile (denoise, deblur, benches)
 
 
-def fit_frames(burst: torch.Tensor, n: int) -> torch.Tensor:
-    """``(B, F, ...)`` -> ``(B, n, ...)``: the first ``n`` frames, or all of them repeated
-    cyclically to fill ``n`` slots (a repeated frame adds no information but keeps the input
+def frame_slots(f: int, n: int) -> list[int]:
+    """The frames of an ``f``-frame burst that fill ``n`` slots: the first ``n``, or all of
+    them repeated cyclically (a repeated frame adds no information but keeps the input
     distribution a burst model was trained on)."""
+    return [i % f for i in range(n)]
+
+
+def fit_frames(burst: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, F, ...)`` -> ``(B, n, ...)``: the frames :func:`frame_slots` picks."""
     f = burst.shape[1]
     if f == n:
         return burst
-    return burst[:, [i % f for i in range(n)]]
+    return burst[:, frame_slots(f, n)]
 
 
 class Runner:
@@ -68,6 +73,13 @@ class Runner:
         self.precision = resolve_precision(precision, self.device)
         self.traits: ModelTraits = model_traits(model)
         self.model = prepare_model(model.eval(), self.device, self.precision)
+
+    def frames_read(self, count: int) -> int:
+        """How many distinct frames of a ``count``-frame input :meth:`frames_for` keeps."""
+        t = self.traits
+        if t.kind == "single":
+            return 1
+        return count if t.kind == "clip" else len(set(frame_slots(count, t.frames)))
 
     def frames_for(self, burst: torch.Tensor) -> torch.Tensor:
         """``burst`` ``(B, F, C, H, W)`` (reference first; a clip's centre first) fitted to
