@@ -66,14 +66,18 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 
 
 # mallopt(M_MMAP_THRESHOLD) per job: training keeps every block up to 2 GiB in the heap (its
-# temporaries have the same sizes every step); denoising keeps blocks up to 128 MiB there (its
+# temporaries have the same sizes every step); denoising keeps blocks up to 256 MiB there (its
 # tile temporaries) and lets the full-size buffers of the staged tiling go back to the OS when
 # freed, which bounds the heap's retained memory. 12 MP colour burst, AMD Zen 3, float32
 # (docs/speed/profile.md): 305.6 s without tuning, 249.7 s at 2 GiB (peak RSS 7.5 -> 8.9
-# GiB), 250.8 s at 128 MiB (7.9 GiB), 266.6 s at 64 MiB (7.7 GiB)
+# GiB), 250.8 s at 128 MiB (7.9 GiB), 266.6 s at 64 MiB (7.7 GiB). 256 MiB since the encoder
+# stage's tiles doubled (staged.ENCODER_TILE_SCALE): a 32-channel float32 map of its window
+# is 165 MB, which 128 MiB sent to mmap and a page fault per page on every tile (3 MP
+# colour burst, float32 on an AMD Zen 4: encoder per tile 10.25 s against 9.36 s, system
+# time 3.6 against 2.9 s)
 _INT_MAX = 2**31 - 1  # mallopt takes an int
 TRAIN_MMAP_THRESHOLD = _INT_MAX
-DENOISE_MMAP_THRESHOLD = 128 * 2**20
+DENOISE_MMAP_THRESHOLD = 256 * 2**20
 
 
 def tune_allocator(mmap_threshold: int = TRAIN_MMAP_THRESHOLD) -> bool:

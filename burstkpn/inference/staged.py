@@ -37,11 +37,21 @@ def _windows(size: int, tile: int, margin: int) -> list[tuple[int, int, int, int
 HEAD_TILE = 128
 
 
+# core size of stage 0 (the encoder), in multiples of ``tile``: its margin is the widest
+# (56 px for the cpu-size ame_kpn, against 24, 16 and 4 for the later stages), so at 512 px
+# the windows of a 12 MP image hold 1.42x its pixels and at 1024 px 1.17x; its layers are the
+# narrowest, so the larger window adds little memory (12 MP colour burst, AMD Zen 4,
+# bfloat16: encoder per tile 18.7-19.4 s against 21.9-23.3 s; docs/speed/profile.md)
+ENCODER_TILE_SCALE = 2
+
+
 def _stage_tiles(m: int, tile: int, margins: list[int]) -> list[tuple]:
     """``(core size, margin)`` of each stage of :func:`_staged_plane` for a U-Net of pooling
-    multiple ``m``: ``tile`` for all but the last, which uses at most :data:`HEAD_TILE`."""
+    multiple ``m``: ``ENCODER_TILE_SCALE * tile`` for stage 0, ``tile`` for the middle ones
+    and at most :data:`HEAD_TILE` for the last."""
     head = min(tile, math.ceil(HEAD_TILE / m) * m)
-    return [(tile, r) for r in margins[:-1]] + [(head, margins[-1])]
+    first = [(ENCODER_TILE_SCALE * tile, margins[0])]
+    return first + [(tile, r) for r in margins[1:-1]] + [(head, margins[-1])]
 
 
 def _grid(hp: int, wp: int, tile: int, margin: int) -> list:

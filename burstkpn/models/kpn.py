@@ -41,13 +41,12 @@ from burstkpn.models.common import (
     build,
     check_noise_map,
     conv_input,
-    like_weight,
     model_frames,
     noise_planes,
-    plain_float32,
     size_config,
     unfold_channels,
 )
+from burstkpn.models.heads import fuse_matrix, head_outputs, kernel_filters
 from burstkpn.models.traits import ModelTraits
 from burstkpn.ops.kernels import apply_kernels, project_kernel_sum
 from burstkpn.profiling import stage
@@ -231,35 +230,15 @@ class KernelPredictionNet(nn.Module):
                 self.w_head.bias.fill_(2.0)  # sigmoid(2) = 0.88: mostly the kernel path
 
     def _fuse_matrix(self, like: torch.Tensor) -> torch.Tensor:
-        """``(T, Kmax^2)`` 0/1 matrix taking the taps of every kernel size to their centred
-        places in one ``Kmax x Kmax`` kernel (:func:`fuse_multisize_kernels` of the identity):
-        tap ``(i, j)`` of size ``s`` goes to ``(i + o, j + o)``, ``o = (Kmax - s) // 2``. Built
-        as one-hot rows, without in-place writes, so ONNX tracing records it correctly."""
-        kmax = max(self.kernel_sizes)
-        places = [
-            (i + (kmax - s) // 2) * kmax + j + (kmax - s) // 2
-            for s in self.kernel_sizes
-            for i in range(s)
-            for j in range(s)
-        ]
-        index = torch.tensor(places, device=like.device)
-        return F.one_hot(index, kmax * kmax).to(like.dtype)
+        """:func:`~burstkpn.models.heads.fuse_matrix` of this model's kernel sizes."""
+        return fuse_matrix(self.kernel_sizes, like)
 
     def _predict_kernels(self, feat: torch.Tensor) -> torch.Tensor:
         """Kernels K of eq. (2), ``(B*C, N * Kmax^2, Hp, Wp)`` (the colour variant:
-        ``(B, 3 * N * Kmax^2, Hp, Wp)``, plane-major). For several kernel sizes (MKPN)
-        the sizes are summed into one ``Kmax x Kmax`` kernel. The head is linear, so summing
-        the head's filters first (``weight @ M``) gives the same kernels as predicting every
-        size and fusing them, with autograd reaching the same per-size filters, at the cost of
-        ``Kmax^2`` output channels per frame instead of ``sum(s^2)`` (81 vs 165)."""
-        n, t = self.planes * self.num_frames, self.taps  # n: kernels per batch item
-        weight, bias = self.kr_head.weight[: n * t], self.kr_head.bias[: n * t]
-        if len(self.kernel_sizes) > 1:
-            m = self._fuse_matrix(weight)
-            weight = torch.einsum("ntk,tm->nmk", weight.reshape(n, t, -1), m)
-            weight = weight.reshape(-1, *self.kr_head.weight.shape[1:])
-            bias = (bias.reshape(n, t) @ m).reshape(-1)
-            weight = like_weight(weight, self.kr_head.weight)
+        ``(B, 3 * N * Kmax^2, Hp, Wp)``, plane-major); several kernel sizes (MKPN) summed
+        into one ``Kmax x Kmax`` kernel (:func:`~burstkpn.models.heads.kernel_filters`)."""
+        kernels = self.planes * self.num_frames
+        weight, bias = kernel_filters(self.kr_head, self.kernel_sizes, kernels)
         return F.conv2d(feat, weight, bias, padding=1)
 
     def forward(
@@ -323,12 +302,8 @@ class KernelPredictionNet(nn.Module):
 
         hp, wp = x.shape[-2:]
         bc = b * k  # plane-major head channels of the colour variant reshape to the same layout
-        # contiguous: a channels_last head output would put the taps innermost, and the
-        # tap-by-tap application would then stream the whole kernel tensor once per tap. One
-        # copy converts and reorders, a few rows at a time (``plain_float32``: the reorder of
-        # a whole tile's 208 channels per pixel misses the cache)
-        kernels = plain_float32(self._predict_kernels(feat))
-        kernels = kernels.reshape(bc, n, -1, hp, wp)
+        heads = head_outputs(feat, self.kr_head, self.w_head, self.kernel_sizes, self.planes * n)
+        kernels = heads.kernels.reshape(bc, n, -1, hp, wp)
         if self.unit_kernels:  # every frame's kernel sums to one
             kernels = project_kernel_sum(kernels, (2,), 1.0)
         elif self.burst_unit_kernels:  # all frames of a plane together sum to N
@@ -337,17 +312,8 @@ class KernelPredictionNet(nn.Module):
         with stage("kernel application"):
             filtered = apply_kernels(frames_p, kernels)  # X_i (*) K_i
         if self.residual:
-            residuals = (
-                F.conv2d(
-                    feat,
-                    self.kr_head.weight[self.planes * n * self.taps :],
-                    self.kr_head.bias[self.planes * n * self.taps :],
-                    padding=1,
-                )
-                .float()
-                .reshape(bc, n, 1, hp, wp)
-            )
-            weights = torch.sigmoid(self.w_head(feat).float()).reshape(bc, n, 1, hp, wp)
+            residuals = heads.residuals.reshape(bc, n, 1, hp, wp)
+            weights = torch.sigmoid(heads.logits).reshape(bc, n, 1, hp, wp)
             per_frame = weights * filtered + (1 - weights) * residuals  # eq. (4)
         else:
             per_frame = filtered

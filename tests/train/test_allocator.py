@@ -46,7 +46,7 @@ def test_threshold_per_job(monkeypatch):
     monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: fake)
     monkeypatch.setattr(runtime, "_TUNED", None)
     assert runtime.tune_allocator(runtime.DENOISE_MMAP_THRESHOLD)
-    assert dict(fake.mallopt.calls) == {-3: 128 * 2**20, -1: 2**31 - 1}
+    assert dict(fake.mallopt.calls) == {-3: 256 * 2**20, -1: 2**31 - 1}
     fake.mallopt.calls.clear()
     assert runtime.tune_allocator(runtime.DENOISE_MMAP_THRESHOLD)  # applied already
     assert fake.mallopt.calls == []
