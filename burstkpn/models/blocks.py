@@ -94,8 +94,9 @@ class ChannelAttention(nn.Module):
 def channel_max(x: torch.Tensor) -> torch.Tensor:
     """``max_c F``, ``(B, 1, H, W)``. In bfloat16 inference on CPU it is taken in float32 and
     cast back, the same values (a maximum is one of its inputs): torch's bfloat16 reduction
-    over the channels of a channels_last map ran 8x slower than the conversion and the float32
-    one (32 x 136 x 136, AMD Zen 4: 0.66 against 0.08 ms; docs/speed/profile.md)."""
+    over the channels of a channels_last map ran 6x slower than the conversion and the float32
+    one (32 x 136 x 136, AMD Zen 4: 0.59 against 0.09 ms, ``benchmarks/head_layout.py``;
+    docs/speed/profile.md)."""
     if x.dtype == torch.bfloat16 and x.device.type == "cpu" and not torch.is_grad_enabled():
         return x.float().amax(1, keepdim=True).to(x.dtype)
     return x.amax(1, keepdim=True)

@@ -66,12 +66,12 @@ def kernel_filters(
 def plain_layout_head(feat: torch.Tensor) -> bool:
     """Whether :func:`head_outputs` runs its one convolution in the plain layout: inference
     in bfloat16 on CPU. There oneDNN writes the plain layout from its own blocked one faster
-    than torch reorders a channels_last output (a 136 px tile of the cpu-size ame_kpn on an
-    AMD Zen 4, AVX-512 BF16: 7.3-7.7 ms for the one 216-channel convolution and the float32
-    conversion, against 9.8-10.4 ms for the 200-channel kernel convolution, its reorder and
-    two 8-channel ones; docs/speed/profile.md). Training, float32 (where the plain layout
-    gained nothing in the whole tiled path on a Zen 3, docs/speed/profile.md) and GPUs keep
-    the separate channels_last convolutions."""
+    than torch reorders a channels_last output, and one convolution of 216 channels beats one
+    of 200 and two of 8 (the last stage of a 128 px head tile of the cpu-size ame_kpn on an
+    AMD Zen 4, AVX-512 BF16: 10.6 / 11.7 ms min / median against 12.3 / 13.5 ms,
+    ``benchmarks/head_layout.py``; docs/speed/profile.md). Training, float32 (where the plain
+    layout gained nothing in the whole tiled path on a Zen 3, docs/speed/profile.md) and GPUs
+    keep the separate channels_last convolutions."""
     return (
         feat.dtype == torch.bfloat16
         and feat.device.type == "cpu"
