@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from burstkpn.inference.arena import ArenaPool, RecordingPool
+from burstkpn.inference.arena import ArenaPool, RecordingPool, _BufferPool
 from burstkpn.models.blocks import ChannelAttention
 from burstkpn.models.kpn import KernelPredictionNet
 from burstkpn.profiling import stage, suspended
@@ -146,67 +146,6 @@ def _empty_like_level(
     if pool is not None:
         return pool.take(shape, part.dtype, part.device, fmt)
     return torch.empty(shape, dtype=part.dtype, device=part.device, memory_format=fmt)
-
-
-class _BufferPool:
-    """The full-size buffers of :func:`_staged_plane`, kept after use for the next colour
-    plane wherever that does not raise the memory peak.
-
-    A plane's buffers hold GiBs at 12 MP; freed and allocated again for the next plane, every
-    page of them is faulted in and zeroed anew by the kernel (a large part of the 12 MP
-    profile's time outside the layers on a 2-core VM, docs/speed/profile.md). Buffers handed
-    back with ``keep`` stay as spares while the bytes in use plus the spares stay within the
-    largest number of bytes in use so far; :func:`_staged_plane` keeps only the last block's
-    output (what the next plane's first skip needs), because buffers kept while the heads
-    run would add to the peak their temporaries reach. A request of the same shape, dtype
-    and layout takes a spare, and spares are dropped, oldest first, where a new buffer would
-    go beyond that peak. Which buffer a stage writes into never changes a value (every core
-    is stored before it is read)."""
-
-    def __init__(self) -> None:
-        self.spare: list[torch.Tensor] = []
-        self.live = 0  # bytes of the buffers taken and not yet given back
-        self.peak = 0  # the most bytes taken at once
-        self.reused = 0  # bytes handed out again from the spares
-
-    @staticmethod
-    def _key(t: torch.Tensor):
-        fmt = t.is_contiguous(memory_format=torch.channels_last) and t.shape[1] > 1
-        return tuple(t.shape), t.dtype, t.device, fmt
-
-    def begin(self) -> None:
-        """A plane starts (spares carry over as they are)."""
-
-    def spare_bytes(self) -> int:
-        return sum(t.nbytes for t in self.spare)
-
-    def take(self, shape, dtype, device, fmt) -> torch.Tensor:
-        key = (
-            tuple(shape),
-            dtype,
-            torch.device(device),
-            fmt == torch.channels_last and shape[1] > 1,
-        )
-        for i, t in enumerate(self.spare):
-            if self._key(t) == key:
-                buf = self.spare.pop(i)
-                self.reused += buf.nbytes
-                break
-        else:
-            need = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-            while self.spare and self.live + self.spare_bytes() + need > self.peak:
-                self.spare.pop(0)
-            buf = torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
-        self.live += buf.nbytes
-        self.peak = max(self.peak, self.live)
-        return buf
-
-    def give(self, buf: torch.Tensor, keep: bool = True) -> None:
-        """Hand ``buf`` back (the caller drops its own references to it); ``keep=False``
-        frees it even where it would fit."""
-        self.live -= buf.nbytes
-        if keep and self.live + self.spare_bytes() + buf.nbytes <= self.peak:
-            self.spare.append(buf)
 
 
 def _window_stats(core: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
