@@ -41,7 +41,7 @@ HEAD_TILE = 128
 # (56 px for the cpu-size ame_kpn, against 24, 16 and 4 for the later stages), so at 512 px
 # the windows of a 12 MP image hold 1.42x its pixels and at 1024 px 1.17x; its layers are the
 # narrowest, so the larger window adds little memory (12 MP colour burst, AMD Zen 4,
-# bfloat16: encoder per tile 18.7-19.4 s against 21.9-23.3 s; docs/speed/profile.md)
+# bfloat16: encoder per tile 17.96-18.73 s against 21.13-21.77 s; docs/speed/profile.md)
 ENCODER_TILE_SCALE = 2
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from burstkpn.errors import InputError
+from burstkpn.models.common import cpu_bf16_inference
 
 
 def conv_block(in_ch: int, out_ch: int, num_convs: int) -> nn.Sequential:
@@ -97,7 +98,7 @@ def channel_max(x: torch.Tensor) -> torch.Tensor:
     over the channels of a channels_last map ran 6x slower than the conversion and the float32
     one (32 x 136 x 136, AMD Zen 4: 0.59 against 0.09 ms, ``benchmarks/head_layout.py``;
     docs/speed/profile.md)."""
-    if x.dtype == torch.bfloat16 and x.device.type == "cpu" and not torch.is_grad_enabled():
+    if cpu_bf16_inference(x):
         return x.float().amax(1, keepdim=True).to(x.dtype)
     return x.amax(1, keepdim=True)
 

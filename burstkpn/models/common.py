@@ -168,6 +168,20 @@ def like_weight(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def cpu_bf16_inference(x: torch.Tensor) -> bool:
+    """Whether ``x`` flows through bfloat16 inference on CPU (no autograd, no tracing): where
+    oneDNN's bfloat16 kernels and torch's bfloat16 reductions differ most from their float32
+    counterparts in speed, so a few layers take another path there
+    (:func:`~burstkpn.models.heads.plain_layout_head`,
+    :func:`~burstkpn.models.blocks.channel_max`)."""
+    return (
+        x.dtype == torch.bfloat16
+        and x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+    )
+
+
 def plain_float32(x: torch.Tensor, band: int = 8) -> torch.Tensor:
     """``x`` ``(B, C, H, W)`` as a contiguous float32 tensor. Without autograd a channels_last
     ``x`` is reordered ``band`` rows at a time: a wide head output (hundreds of channels per

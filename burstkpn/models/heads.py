@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from burstkpn.models.common import like_weight, plain_float32
+from burstkpn.models.common import cpu_bf16_inference, like_weight, plain_float32
 
 
 class HeadOutputs(NamedTuple):
@@ -72,12 +72,7 @@ def plain_layout_head(feat: torch.Tensor) -> bool:
     ``benchmarks/head_layout.py``; docs/speed/profile.md). Training, float32 (where the plain
     layout gained nothing in the whole tiled path on a Zen 3, docs/speed/profile.md) and GPUs
     keep the separate channels_last convolutions."""
-    return (
-        feat.dtype == torch.bfloat16
-        and feat.device.type == "cpu"
-        and not torch.is_grad_enabled()
-        and not torch.jit.is_tracing()
-    )
+    return cpu_bf16_inference(feat)
 
 
 def head_outputs(
@@ -105,10 +100,10 @@ def head_outputs(
         weight = torch.cat(weights).to(feat.dtype).contiguous()
         out = F.conv2d(feat.contiguous(), weight, torch.cat(biases).to(feat.dtype), padding=1)
         out = out.float()
-        rest = out[:, split:]
         if not has_residual:
             return HeadOutputs(out[:, :split], None, None)
-        return HeadOutputs(out[:, :split], rest[:, :kernels], rest[:, kernels:])
+        r_end = split + kernels
+        return HeadOutputs(out[:, :split], out[:, split:r_end], out[:, r_end:])
     # contiguous float32 from channels_last, a few rows at a time (``plain_float32``: the
     # reorder of a whole tile's 208 channels per pixel misses the cache)
     k_out = plain_float32(F.conv2d(feat, k_weight, k_bias, padding=1))
